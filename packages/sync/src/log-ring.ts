@@ -1,0 +1,189 @@
+/**
+ * LogRing — a byte ring of length-prefixed records in one SharedArrayBuffer: many producer threads, one
+ * consumer thread (the logger). Records are bytes (proxyd writes one JSON object per record).
+ *
+ *     header (Int32):  [mutex ×2][writeSeq][readSeq][dropped][records][capacity][maxRecord]
+ *     data   (bytes):  capacity bytes, a power of two
+ *
+ *           readSeq                     writeSeq
+ *              ▼                           ▼
+ *     … ─────[len|payload···pad][len|payload·pad]───────── free ──────── … (wraps around)
+ *
+ * writeSeq and readSeq count bytes ever written and consumed; they only grow (wrapping at 2^32, which the
+ * `| 0` / `>>> 0` arithmetic handles) and a byte's place in the ring is `seq & (capacity − 1)`. The ring
+ * is empty when they are equal and holds writeSeq − readSeq bytes. Each record is a 4-byte length and its
+ * payload, padded to 4 bytes so that every length word is aligned; a payload may wrap around the end.
+ *
+ * Producers (any thread): lock the mutex; if the record does not fit in the free space, count it in
+ * `dropped` and return false (a full ring never blocks the data path); otherwise copy it in, then
+ * publish it with Atomics.store(writeSeq) — the store orders the copy before it for any thread that
+ * Atomics.load()s writeSeq; unlock; Atomics.notify(writeSeq) to wake the consumer. The mutex is held for
+ * one bounded copy, so the blocking lock() is fine on every thread.
+ *
+ * Consumer (one thread): Atomics.load(writeSeq), copy every record up to it out of the ring, then
+ * Atomics.store(readSeq) to hand the space back. It needs no lock: producers only write between writeSeq
+ * and readSeq + capacity, which the consumer never touches. With nothing to read it sleeps on writeSeq
+ * (Atomics.waitAsync, so the logger's event loop keeps running).
+ */
+import { Mutex } from './mutex.ts';
+
+const WRITE_SEQ = 2;
+const READ_SEQ = 3;
+const DROPPED = 4;
+const RECORDS = 5;
+const CAPACITY = 6;
+const HEADER_WORDS = 8;
+const HEADER_BYTES = HEADER_WORDS * 4;
+const LENGTH_BYTES = 4;
+
+export class RecordTooLargeError extends RangeError {
+  override name = 'RecordTooLargeError';
+  constructor(bytes: number, capacity: number) {
+    super(`LogRing: a record of ${bytes} bytes can never fit in a ring of ${capacity} bytes`);
+  }
+}
+
+function padded(bytes: number): number {
+  return LENGTH_BYTES + ((bytes + 3) & ~3);
+}
+
+export class LogRing {
+  readonly buffer: SharedArrayBuffer;
+  readonly capacity: number;
+  readonly #words: Int32Array;
+  readonly #data: Uint8Array;
+  readonly #view: DataView;
+  readonly #mask: number;
+  readonly #mutex: Mutex;
+  readonly #encoder = new TextEncoder();
+
+  /** Create a ring with `capacity` data bytes (rounded up to a power of two, at least 64). */
+  static create(capacity: number): LogRing {
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 30) {
+      throw new RangeError(`LogRing capacity must be an integer from 1 to 2^30 bytes, got ${capacity}`);
+    }
+    let size = 64;
+    while (size < capacity) size *= 2;
+    const buffer = new SharedArrayBuffer(HEADER_BYTES + size);
+    new Int32Array(buffer, 0, HEADER_WORDS)[CAPACITY] = size;
+    return new LogRing(buffer);
+  }
+
+  /** Attach to a ring created in another thread, from its buffer. */
+  constructor(buffer: SharedArrayBuffer) {
+    this.buffer = buffer;
+    this.#words = new Int32Array(buffer, 0, HEADER_WORDS);
+    this.capacity = this.#words[CAPACITY]!;
+    this.#data = new Uint8Array(buffer, HEADER_BYTES, this.capacity);
+    this.#view = new DataView(buffer, HEADER_BYTES, this.capacity);
+    this.#mask = this.capacity - 1;
+    this.#mutex = new Mutex(buffer, 0);
+  }
+
+  /** The largest payload a record may have. */
+  get maxRecordBytes(): number {
+    return this.capacity - LENGTH_BYTES;
+  }
+
+  /**
+   * Append one record. Returns false — and counts the record in `dropped` — when the ring has no room
+   * now; throws RecordTooLargeError when it could never have room.
+   */
+  write(record: Uint8Array): boolean {
+    if (padded(record.byteLength) > this.capacity) throw new RecordTooLargeError(record.byteLength, this.capacity);
+    const words = this.#words;
+    this.#mutex.lock();
+    try {
+      const writeSeq = words[WRITE_SEQ]!;
+      const used = (writeSeq - Atomics.load(words, READ_SEQ)) >>> 0;
+      const need = padded(record.byteLength);
+      if (need > this.capacity - used) {
+        Atomics.add(words, DROPPED, 1);
+        return false;
+      }
+      const at = writeSeq & this.#mask;
+      this.#view.setUint32(at, record.byteLength); // aligned: never split by the wrap
+      this.#copyIn(record, (at + LENGTH_BYTES) & this.#mask);
+      Atomics.add(words, RECORDS, 1);
+      Atomics.store(words, WRITE_SEQ, (writeSeq + need) | 0); // publish: orders the copy before it
+    } finally {
+      this.#mutex.unlock();
+    }
+    Atomics.notify(words, WRITE_SEQ, 1);
+    return true;
+  }
+
+  /** Append a string as a UTF-8 record (see write()). */
+  writeString(text: string): boolean {
+    return this.write(this.#encoder.encode(text));
+  }
+
+  /**
+   * Consumer only: copy out every record published so far, in order, and free their space.
+   * Calls `onRecord` for each; returns how many there were.
+   */
+  drain(onRecord: (record: Uint8Array) => void): number {
+    const words = this.#words;
+    const writeSeq = Atomics.load(words, WRITE_SEQ);
+    let readSeq = words[READ_SEQ]!;
+    let count = 0;
+    while (readSeq !== writeSeq) {
+      const at = readSeq & this.#mask;
+      const length = this.#view.getUint32(at);
+      onRecord(this.#copyOut((at + LENGTH_BYTES) & this.#mask, length));
+      readSeq = (readSeq + padded(length)) | 0;
+      count++;
+    }
+    Atomics.store(words, READ_SEQ, readSeq); // hand the space back to the producers
+    return count;
+  }
+
+  /**
+   * Consumer only: wait without blocking the thread until a record is published (or `timeoutMs`
+   * passes). Resolves at once when records are already waiting.
+   */
+  async waitForRecords(timeoutMs: number = Infinity): Promise<void> {
+    const writeSeq = Atomics.load(this.#words, WRITE_SEQ);
+    if (writeSeq !== Atomics.load(this.#words, READ_SEQ)) return;
+    const wait = Atomics.waitAsync(this.#words, WRITE_SEQ, writeSeq, timeoutMs);
+    if (wait.async) await wait.value;
+  }
+
+  /** Consumer only, blocking form of waitForRecords() for threads that may block. */
+  waitForRecordsSync(timeoutMs: number = Infinity): void {
+    const writeSeq = Atomics.load(this.#words, WRITE_SEQ);
+    if (writeSeq !== Atomics.load(this.#words, READ_SEQ)) return;
+    Atomics.wait(this.#words, WRITE_SEQ, writeSeq, timeoutMs);
+  }
+
+  /** Records refused because the ring was full. */
+  get dropped(): number {
+    return Atomics.load(this.#words, DROPPED);
+  }
+  /** Records accepted since creation. */
+  get written(): number {
+    return Atomics.load(this.#words, RECORDS);
+  }
+  /** Bytes in the ring not yet consumed. */
+  get usedBytes(): number {
+    return (Atomics.load(this.#words, WRITE_SEQ) - Atomics.load(this.#words, READ_SEQ)) >>> 0;
+  }
+  /** How often a producer found the ring's mutex taken. */
+  get contention(): number {
+    return this.#mutex.contention;
+  }
+
+  #copyIn(bytes: Uint8Array, at: number): void {
+    const first = Math.min(bytes.byteLength, this.capacity - at);
+    this.#data.set(bytes.subarray(0, first), at);
+    if (first < bytes.byteLength) this.#data.set(bytes.subarray(first), 0);
+  }
+
+  #copyOut(at: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    const first = Math.min(length, this.capacity - at);
+    out.set(this.#data.subarray(at, at + first), 0);
+    if (first < length) out.set(this.#data.subarray(0, length - first), first);
+    return out;
+  }
+}

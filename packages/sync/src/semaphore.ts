@@ -1,0 +1,297 @@
+/**
+ * Semaphore — a counting semaphore that admits waiters in arrival order ("take a number"), over one
+ * SharedArrayBuffer that every thread attaches to.
+ *
+ * The plain counting semaphore is one word of free permits: acquire decrements it when it is above zero,
+ * release increments it and wakes a sleeper. It is not fair: a thread that arrives just as a permit is
+ * released can grab it before the sleeper that was woken for it (barging), and a waiter can wait forever.
+ * A proxy's admission queue must be fair, so this one works like the ticket machine at a deli counter:
+ *
+ *     words:  [mutex ×2][permits][free][nextTicket][nowServing][waiting][maxWaiting][admitted][slots …]
+ *
+ *     nextTicket ─────────────┐         every arrival that cannot be admitted at once takes ticket
+ *     nowServing ──┐          │         t = nextTicket++ and sleeps on its own slot, slots[t mod size]
+ *                  ▼          ▼
+ *     slots:  … [ W ][ C ][ W ][ _ ] …  W = WAITING, A = ADMITTED, C = CANCELLED, _ = EMPTY
+ *
+ * release() gives the permit back (free++) and then admits from the head of the queue while permits are
+ * free: slot nowServing goes WAITING → ADMITTED by compare-and-swap, and Atomics.notify wakes exactly the
+ * thread (or async task) sleeping on that slot. A waiter that gives up (timeout or AbortSignal) turns its
+ * own slot WAITING → CANCELLED by compare-and-swap; exactly one of the two CASes can win, so a permit is
+ * never handed to a waiter that has left and never lost: if admission won, the waiter holds the permit
+ * (and releases it if it no longer wants it). Cancelled tickets are skipped when they reach the head.
+ *
+ * The counters (free, nextTicket, nowServing) change together, so they are changed under a Mutex; the
+ * critical sections are a few word updates, bounded, so taking it with the blocking lock() is fine from
+ * any thread (see mutex.ts). The waiting itself is on the slot, never under the mutex: Atomics.wait
+ * (blocking, for threads that may block) or Atomics.waitAsync (for threads with an event loop).
+ *
+ * Invariants, kept under the mutex: 0 ≤ free ≤ permits; held = permits − free; free > 0 only when no
+ * live ticket waits (so newcomers never pass the queue); releasing with nothing held throws.
+ */
+import { Mutex } from './mutex.ts';
+import { abortError, remainingMs } from './wait.ts';
+
+// Header word indexes (after the mutex's two words).
+const PERMITS = 2;
+const FREE = 3;
+const NEXT_TICKET = 4;
+const NOW_SERVING = 5;
+const WAITING = 6;
+const MAX_WAITING = 7;
+const ADMITTED_TOTAL = 8;
+const SLOT_MASK = 9;
+const HEADER_WORDS = 10;
+
+// Slot states.
+const EMPTY = 0;
+const WAITING_STATE = 1;
+const ADMITTED = 2;
+const CANCELLED = 3;
+
+/** What acquire answers: got a permit, gave up at the timeout, or found the waiting queue full. */
+export type AcquireResult = 'acquired' | 'timed-out' | 'queue-full';
+
+export interface SemaphoreOptions {
+  /** How many holders at once (K). */
+  permits: number;
+  /** How many may wait in the queue at once; more are refused with 'queue-full'. Default 1024. */
+  maxWaiting?: number;
+}
+
+export interface AcquireOptions {
+  /** Give up after this many milliseconds of waiting (default: wait forever). */
+  timeoutMs?: number;
+  /** Give up when this signal aborts: the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Returned by enqueue(): admitted at once, refused, or a ticket to wait with. */
+type Entry = { kind: 'admitted' } | { kind: 'queue-full' } | { kind: 'ticket'; slot: number };
+
+export class Semaphore {
+  readonly buffer: SharedArrayBuffer;
+  readonly #words: Int32Array;
+  readonly #mutex: Mutex;
+
+  /** Create a semaphore in a new SharedArrayBuffer. */
+  static create({ permits, maxWaiting = 1024 }: SemaphoreOptions): Semaphore {
+    if (!Number.isInteger(permits) || permits < 1 || permits > 0x3fffffff) {
+      throw new RangeError(`Semaphore permits must be an integer ≥ 1, got ${permits}`);
+    }
+    if (!Number.isInteger(maxWaiting) || maxWaiting < 0 || maxWaiting > 1 << 24) {
+      throw new RangeError(`Semaphore maxWaiting must be an integer from 0 to ${1 << 24}, got ${maxWaiting}`);
+    }
+    // Slots are indexed by ticket modulo a power of two, so Int32 ticket wrap-around maps consistently.
+    let slots = 1;
+    while (slots < maxWaiting) slots *= 2;
+    const buffer = new SharedArrayBuffer((HEADER_WORDS + slots) * Int32Array.BYTES_PER_ELEMENT);
+    const words = new Int32Array(buffer);
+    words[PERMITS] = permits;
+    words[FREE] = permits;
+    words[MAX_WAITING] = maxWaiting;
+    words[SLOT_MASK] = slots - 1;
+    return new Semaphore(buffer);
+  }
+
+  /** Attach to a semaphore created in another thread, from its buffer. */
+  constructor(buffer: SharedArrayBuffer) {
+    this.buffer = buffer;
+    this.#words = new Int32Array(buffer);
+    this.#mutex = new Mutex(buffer, 0);
+  }
+
+  /** Take a permit if one is free and nobody is queued before us; never waits. */
+  tryAcquire(): boolean {
+    this.#mutex.lock();
+    try {
+      if (!this.#queueEmpty() || this.#words[FREE]! === 0) return false;
+      this.#takeFreePermit();
+      return true;
+    } finally {
+      this.#mutex.unlock();
+    }
+  }
+
+  /** Take a permit, blocking the calling thread with Atomics.wait. Only for threads that may block. */
+  acquire(timeoutMs: number = Infinity): AcquireResult {
+    const entry = this.#enqueue();
+    if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
+    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+    for (;;) {
+      if (this.#claimIfAdmitted(entry.slot)) return 'acquired';
+      const left = remainingMs(deadline);
+      if (left === 0) {
+        if (this.#cancel(entry.slot)) return 'timed-out';
+        continue; // admission won the race: the permit is ours
+      }
+      // Sleeps only while our slot still says WAITING; admission changes it and notifies this slot.
+      Atomics.wait(this.#words, entry.slot, WAITING_STATE, left);
+    }
+  }
+
+  /**
+   * Take a permit without blocking the event loop (Atomics.waitAsync). Resolves 'acquired', 'timed-out'
+   * or 'queue-full'; rejects with the signal's reason when `signal` aborts first (no permit is then held).
+   */
+  async acquireAsync({ timeoutMs = Infinity, signal }: AcquireOptions = {}): Promise<AcquireResult> {
+    if (signal?.aborted) throw abortError(signal);
+    const entry = this.#enqueue();
+    if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
+    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+
+    let onAbort = (): void => {};
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        if (this.#claimIfAdmitted(entry.slot)) {
+          if (!signal?.aborted) return 'acquired';
+          this.release(); // admitted in the same instant as the abort: give the permit straight back
+          throw abortError(signal);
+        }
+        const left = remainingMs(deadline);
+        if (left === 0 || signal?.aborted) {
+          if (this.#cancel(entry.slot)) {
+            if (signal?.aborted) throw abortError(signal);
+            return 'timed-out';
+          }
+          continue;
+        }
+        const wait = Atomics.waitAsync(this.#words, entry.slot, WAITING_STATE, left);
+        if (wait.async) await Promise.race([wait.value, aborted]);
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Give a permit back and admit the next waiter. Releasing more than was acquired throws. */
+  release(): void {
+    this.#mutex.lock();
+    try {
+      const words = this.#words;
+      if (words[FREE]! >= words[PERMITS]!) {
+        throw new Error(`Semaphore.release(): no permit is held (all ${words[PERMITS]} are free)`);
+      }
+      words[FREE]!++;
+      this.#admitFromHead();
+    } finally {
+      this.#mutex.unlock();
+    }
+  }
+
+  /** Total permits (K). */
+  get permits(): number {
+    return Atomics.load(this.#words, PERMITS);
+  }
+  /** Permits nobody holds right now. */
+  get free(): number {
+    return Atomics.load(this.#words, FREE);
+  }
+  /** Permits held right now. */
+  get held(): number {
+    return this.permits - this.free;
+  }
+  /** Live waiters in the queue (cancelled tickets excluded). */
+  get waiting(): number {
+    return Atomics.load(this.#words, WAITING);
+  }
+  /** The most that may wait at once. */
+  get maxWaiting(): number {
+    return Atomics.load(this.#words, MAX_WAITING);
+  }
+  /** How many acquisitions succeeded since creation. */
+  get admittedTotal(): number {
+    return Atomics.load(this.#words, ADMITTED_TOTAL);
+  }
+  /** The ticket numbers at the head and tail of the queue: [nowServing, nextTicket). */
+  get tickets(): { nowServing: number; nextTicket: number } {
+    return { nowServing: Atomics.load(this.#words, NOW_SERVING), nextTicket: Atomics.load(this.#words, NEXT_TICKET) };
+  }
+
+  // ── under the mutex ────────────────────────────────────────────────────────────────────────────
+
+  #queueEmpty(): boolean {
+    return this.#words[NOW_SERVING] === this.#words[NEXT_TICKET];
+  }
+
+  #takeFreePermit(): void {
+    this.#words[FREE]!--;
+    Atomics.add(this.#words, ADMITTED_TOTAL, 1);
+  }
+
+  /** Admit at once when a permit is free (the queue is then empty), else take a ticket. */
+  #enqueue(): Entry {
+    const words = this.#words;
+    this.#mutex.lock();
+    try {
+      if (words[FREE]! > 0 && this.#queueEmpty()) {
+        this.#takeFreePermit();
+        return { kind: 'admitted' };
+      }
+      const ticket = words[NEXT_TICKET]!;
+      const slot = HEADER_WORDS + (ticket & words[SLOT_MASK]!);
+      // A slot still in use (a cancelled ticket not yet skipped, or an admission not yet claimed) means
+      // the ring of slots is full, just as too many live waiters does.
+      if (words[WAITING]! >= words[MAX_WAITING]! || Atomics.load(words, slot) !== EMPTY) {
+        return { kind: 'queue-full' };
+      }
+      Atomics.store(words, slot, WAITING_STATE);
+      words[NEXT_TICKET] = (ticket + 1) | 0;
+      Atomics.add(words, WAITING, 1);
+      return { kind: 'ticket', slot };
+    } finally {
+      this.#mutex.unlock();
+    }
+  }
+
+  /** While permits are free and tickets wait: admit the head ticket, skipping cancelled ones. */
+  #admitFromHead(): void {
+    const words = this.#words;
+    while (!this.#queueEmpty()) {
+      const head = words[NOW_SERVING]!;
+      const slot = HEADER_WORDS + (head & words[SLOT_MASK]!);
+      const state = Atomics.load(words, slot);
+      if (state === CANCELLED) {
+        Atomics.store(words, slot, EMPTY);
+        words[NOW_SERVING] = (head + 1) | 0;
+        Atomics.notify(words, slot); // wake a leftover async wait of the waiter that left
+        continue;
+      }
+      if (words[FREE]! === 0) return;
+      // The waiter may be cancelling right now; exactly one CAS wins. If it cancelled, loop to skip it.
+      if (Atomics.compareExchange(words, slot, WAITING_STATE, ADMITTED) !== WAITING_STATE) continue;
+      words[NOW_SERVING] = (head + 1) | 0;
+      Atomics.sub(words, WAITING, 1);
+      this.#takeFreePermit();
+      Atomics.notify(words, slot); // wake exactly the sleeper(s) on this ticket's slot
+    }
+  }
+
+  // ── lock-free, on the waiter's own slot ─────────────────────────────────────────────────────────
+
+  /** If our slot says ADMITTED, the permit is ours: free the slot for a later ticket. */
+  #claimIfAdmitted(slot: number): boolean {
+    if (Atomics.load(this.#words, slot) !== ADMITTED) return false;
+    Atomics.store(this.#words, slot, EMPTY);
+    return true;
+  }
+
+  /** Leave the queue. False when admission won the race (then the caller holds a permit). */
+  #cancel(slot: number): boolean {
+    if (Atomics.compareExchange(this.#words, slot, WAITING_STATE, CANCELLED) !== WAITING_STATE) return false;
+    Atomics.sub(this.#words, WAITING, 1);
+    // If we were at the head of the queue with no permit free, the next release skips us. Skipping now
+    // keeps the head tidy so a full ring frees up sooner.
+    this.#mutex.lock();
+    try {
+      this.#admitFromHead();
+    } finally {
+      this.#mutex.unlock();
+    }
+    return true;
+  }
+}

@@ -146,7 +146,13 @@ export class LogRing {
     const writeSeq = Atomics.load(this.#words, WRITE_SEQ);
     if (writeSeq !== Atomics.load(this.#words, READ_SEQ)) return;
     const wait = Atomics.waitAsync(this.#words, WRITE_SEQ, writeSeq, timeoutMs);
-    if (wait.async) await wait.value;
+    if (!wait.async) return;
+    if (timeoutMs === Infinity) return void (await wait.value); // the caller keeps the thread alive
+    // A pending waitAsync is no event-loop handle: hold a timer so the thread lives to see the timeout.
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([wait.value, timedOut]);
+    clearTimeout(timer);
   }
 
   /** Consumer only, blocking form of waitForRecords() for threads that may block. */

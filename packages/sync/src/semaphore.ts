@@ -12,7 +12,12 @@
  *     nextTicket ─────────────┐         every arrival that cannot be admitted at once takes ticket
  *     nowServing ──┐          │         t = nextTicket++ and sleeps on its own slot, slots[t mod size]
  *                  ▼          ▼
- *     slots:  … [ W ][ C ][ W ][ _ ] …  W = WAITING, A = ADMITTED, C = CANCELLED, _ = EMPTY
+ *     slots:  … [t:W][t+1:C][t+2:W][ ] …   W = WAITING, A = ADMITTED, C = CANCELLED
+ *
+ * A slot word holds its ticket number and its state together, (ticket << 2) | state, so that one
+ * compare-and-swap checks both "is this still ticket t?" and "is it still waiting?". A slot is reused one
+ * lap later (ticket t + size) only after ticket t has left the queue, so an admitted waiter need not
+ * clean up after itself: any value other than "t: WAITING" tells it that it was admitted.
  *
  * release() gives the permit back (free++) and then admits from the head of the queue while permits are
  * free: slot nowServing goes WAITING → ADMITTED by compare-and-swap, and Atomics.notify wakes exactly the
@@ -43,11 +48,15 @@ const ADMITTED_TOTAL = 8;
 const SLOT_MASK = 9;
 const HEADER_WORDS = 10;
 
-// Slot states.
-const EMPTY = 0;
+// Slot states, in the low two bits of a slot word; the ticket number fills the rest.
 const WAITING_STATE = 1;
 const ADMITTED = 2;
 const CANCELLED = 3;
+
+/** The slot word for `ticket` in `state`. */
+function tag(ticket: number, state: number): number {
+  return ((ticket << 2) | state) | 0;
+}
 
 /** What acquire answers: got a permit, gave up at the timeout, or found the waiting queue full. */
 export type AcquireResult = 'acquired' | 'timed-out' | 'queue-full';
@@ -67,7 +76,7 @@ export interface AcquireOptions {
 }
 
 /** Returned by enqueue(): admitted at once, refused, or a ticket to wait with. */
-type Entry = { kind: 'admitted' } | { kind: 'queue-full' } | { kind: 'ticket'; slot: number };
+type Entry = { kind: 'admitted' } | { kind: 'queue-full' } | { kind: 'ticket'; slot: number; ticket: number };
 
 export class Semaphore {
   readonly buffer: SharedArrayBuffer;
@@ -118,15 +127,16 @@ export class Semaphore {
     const entry = this.#enqueue();
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
     const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+    const waiting = tag(entry.ticket, WAITING_STATE);
     for (;;) {
-      if (this.#claimIfAdmitted(entry.slot)) return 'acquired';
+      if (Atomics.load(this.#words, entry.slot) !== waiting) return 'acquired';
       const left = remainingMs(deadline);
       if (left === 0) {
-        if (this.#cancel(entry.slot)) return 'timed-out';
+        if (this.#cancel(entry)) return 'timed-out';
         continue; // admission won the race: the permit is ours
       }
-      // Sleeps only while our slot still says WAITING; admission changes it and notifies this slot.
-      Atomics.wait(this.#words, entry.slot, WAITING_STATE, left);
+      // Sleeps only while our slot still says "t: WAITING"; admission changes it and notifies the slot.
+      Atomics.wait(this.#words, entry.slot, waiting, left);
     }
   }
 
@@ -140,31 +150,42 @@ export class Semaphore {
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
     const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
 
+    // A pending Atomics.waitAsync does not keep the event loop alive, so a wait with a deadline holds a
+    // timer until it settles: the process stays up to see the timeout, and the timer also wakes us.
     let onAbort = (): void => {};
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => resolve('aborted');
+    let wasInterrupted = false;
+    const interrupted = new Promise<'interrupted'>((resolve) => {
+      onAbort = () => {
+        wasInterrupted = true;
+        resolve('interrupted');
+      };
     });
     signal?.addEventListener('abort', onAbort, { once: true });
+    const keepAlive = deadline === Infinity ? undefined : setTimeout(onAbort, timeoutMs);
+    const waiting = tag(entry.ticket, WAITING_STATE);
     try {
       for (;;) {
-        if (this.#claimIfAdmitted(entry.slot)) {
+        if (Atomics.load(this.#words, entry.slot) !== waiting) {
           if (!signal?.aborted) return 'acquired';
           this.release(); // admitted in the same instant as the abort: give the permit straight back
           throw abortError(signal);
         }
         const left = remainingMs(deadline);
         if (left === 0 || signal?.aborted) {
-          if (this.#cancel(entry.slot)) {
+          if (this.#cancel(entry)) {
             if (signal?.aborted) throw abortError(signal);
             return 'timed-out';
           }
           continue;
         }
-        const wait = Atomics.waitAsync(this.#words, entry.slot, WAITING_STATE, left);
-        if (wait.async) await Promise.race([wait.value, aborted]);
+        const wait = Atomics.waitAsync(this.#words, entry.slot, waiting, left);
+        // Once the timer has fired (a timer may fire a millisecond before performance.now() agrees),
+        // the remaining sliver is left to waitAsync's own timeout.
+        if (wait.async) await (wasInterrupted ? wait.value : Promise.race([wait.value, interrupted]));
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      clearTimeout(keepAlive);
     }
   }
 
@@ -233,16 +254,13 @@ export class Semaphore {
         return { kind: 'admitted' };
       }
       const ticket = words[NEXT_TICKET]!;
+      const queued = (ticket - words[NOW_SERVING]!) | 0; // live and cancelled tickets not yet passed
+      if (words[WAITING]! >= words[MAX_WAITING]! || queued > words[SLOT_MASK]!) return { kind: 'queue-full' };
       const slot = HEADER_WORDS + (ticket & words[SLOT_MASK]!);
-      // A slot still in use (a cancelled ticket not yet skipped, or an admission not yet claimed) means
-      // the ring of slots is full, just as too many live waiters does.
-      if (words[WAITING]! >= words[MAX_WAITING]! || Atomics.load(words, slot) !== EMPTY) {
-        return { kind: 'queue-full' };
-      }
-      Atomics.store(words, slot, WAITING_STATE);
+      Atomics.store(words, slot, tag(ticket, WAITING_STATE));
       words[NEXT_TICKET] = (ticket + 1) | 0;
       Atomics.add(words, WAITING, 1);
-      return { kind: 'ticket', slot };
+      return { kind: 'ticket', slot, ticket };
     } finally {
       this.#mutex.unlock();
     }
@@ -254,16 +272,15 @@ export class Semaphore {
     while (!this.#queueEmpty()) {
       const head = words[NOW_SERVING]!;
       const slot = HEADER_WORDS + (head & words[SLOT_MASK]!);
-      const state = Atomics.load(words, slot);
-      if (state === CANCELLED) {
-        Atomics.store(words, slot, EMPTY);
+      if (Atomics.load(words, slot) === tag(head, CANCELLED)) {
         words[NOW_SERVING] = (head + 1) | 0;
         Atomics.notify(words, slot); // wake a leftover async wait of the waiter that left
         continue;
       }
       if (words[FREE]! === 0) return;
       // The waiter may be cancelling right now; exactly one CAS wins. If it cancelled, loop to skip it.
-      if (Atomics.compareExchange(words, slot, WAITING_STATE, ADMITTED) !== WAITING_STATE) continue;
+      const waiting = tag(head, WAITING_STATE);
+      if (Atomics.compareExchange(words, slot, waiting, tag(head, ADMITTED)) !== waiting) continue;
       words[NOW_SERVING] = (head + 1) | 0;
       Atomics.sub(words, WAITING, 1);
       this.#takeFreePermit();
@@ -273,19 +290,13 @@ export class Semaphore {
 
   // ── lock-free, on the waiter's own slot ─────────────────────────────────────────────────────────
 
-  /** If our slot says ADMITTED, the permit is ours: free the slot for a later ticket. */
-  #claimIfAdmitted(slot: number): boolean {
-    if (Atomics.load(this.#words, slot) !== ADMITTED) return false;
-    Atomics.store(this.#words, slot, EMPTY);
-    return true;
-  }
-
   /** Leave the queue. False when admission won the race (then the caller holds a permit). */
-  #cancel(slot: number): boolean {
-    if (Atomics.compareExchange(this.#words, slot, WAITING_STATE, CANCELLED) !== WAITING_STATE) return false;
+  #cancel({ slot, ticket }: { slot: number; ticket: number }): boolean {
+    const waiting = tag(ticket, WAITING_STATE);
+    if (Atomics.compareExchange(this.#words, slot, waiting, tag(ticket, CANCELLED)) !== waiting) return false;
     Atomics.sub(this.#words, WAITING, 1);
-    // If we were at the head of the queue with no permit free, the next release skips us. Skipping now
-    // keeps the head tidy so a full ring frees up sooner.
+    // Our ticket stays in the queue, marked, until it reaches the head and is skipped. Skip now if we
+    // are at the head, so that the queue's length and ring space are given back at once.
     this.#mutex.lock();
     try {
       this.#admitFromHead();

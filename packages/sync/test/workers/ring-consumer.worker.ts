@@ -1,0 +1,37 @@
+// The single consumer: drain until every record sent is accounted for, checking every record. Reports per-producer counts and any defect found.
+import { parentPort, workerData } from 'node:worker_threads';
+import { LogRing } from '@proxyd/sync/log-ring';
+import { parseRecord } from './ring-records.ts';
+
+const { ringBuffer, producers, sent, retried } = workerData as {
+  ringBuffer: SharedArrayBuffer;
+  producers: number;
+  sent: number;
+  retried: boolean; // producers retry refused records, so every record must arrive
+};
+const ring = new LogRing(ringBuffer);
+const lastSeq = new Array<number>(producers).fill(-1);
+const received = new Array<number>(producers).fill(0);
+let defects: string[] = [];
+let total = 0;
+const deadline = Date.now() + 60_000;
+
+function check(bytes: Uint8Array): void {
+  const { producer, seq, intact } = parseRecord(bytes);
+  total++;
+  if (!(producer >= 0 && producer < producers)) return void defects.push(`bad producer in record ${total}`);
+  if (!intact) defects.push(`torn record ${producer}:${seq}`);
+  if (seq <= lastSeq[producer]!) defects.push(`out of order or duplicate ${producer}:${seq} after ${lastSeq[producer]}`);
+  lastSeq[producer] = seq;
+  received[producer]!++;
+  if (defects.length > 20) defects = defects.slice(0, 20);
+}
+
+// Everything sent is either received or (when producers do not retry) counted as dropped.
+const done = () => (retried ? total >= sent : total + ring.dropped >= sent);
+while (!done() && Date.now() < deadline) {
+  ring.drain(check);
+  await ring.waitForRecords(100);
+}
+ring.drain(check);
+parentPort!.postMessage({ total, received, lastSeq, defects, dropped: ring.dropped });

@@ -1,0 +1,1 @@
+export const NAMES = ['hits', 'bytes', 'active'] as const;

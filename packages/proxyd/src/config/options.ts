@@ -1,0 +1,56 @@
+// The effective configuration every thread runs with: plain data, cloned into each thread.
+import type { PortList } from './port-list.ts';
+
+export interface ProxyOptions {
+  /** Address the proxy listens on. */
+  host: string;
+  /** Port the proxy listens on (0: any free port). */
+  port: number;
+  /** Worker threads serving connections; 0 serves on the primary thread. */
+  workers: number;
+  /** Connections served at once: the semaphore's permits. */
+  maxClients: number;
+  /** Connections that may wait for a permit; more are answered 503 at once. */
+  maxWaiting: number;
+  /** Longest wait for a permit before 503. */
+  queueTimeoutMs: number;
+  /** No bytes either way for this long: the connection is closed and its permit released. */
+  idleTimeoutMs: number;
+  /** No response (or no CONNECT connection) from upstream within this: 504. */
+  upstreamTimeoutMs: number;
+  /** Ports CONNECT may reach. */
+  connectPorts: PortList;
+  /** Blocklist file (one domain per line), if any. */
+  blocklistFile: string | undefined;
+  /** JSON-lines log file. */
+  logFile: string;
+  /** Least severe level written: error, warn, info, debug. */
+  logLevel: LogLevel;
+  /** How long SIGTERM waits for open connections before closing them. */
+  shutdownGraceMs: number;
+  /** Interval of the status line while busy (0: never). */
+  statusIntervalMs: number;
+  /** Bytes of the shared log ring. */
+  logRingBytes: number;
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+export const DEFAULTS: ProxyOptions = {
+  host: '127.0.0.1',
+  port: 8080,
+  workers: 2,
+  maxClients: 512,
+  maxWaiting: 1024,
+  queueTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+  upstreamTimeoutMs: 30_000,
+  connectPorts: [[443, 443]],
+  blocklistFile: undefined,
+  logFile: 'proxy.log',
+  logLevel: 'info',
+  shutdownGraceMs: 10_000,
+  statusIntervalMs: 5_000,
+  logRingBytes: 4 * 1024 * 1024,
+};

@@ -1,0 +1,123 @@
+/**
+ * The logger thread: the one consumer of the shared LogRing. It sleeps on the ring's write sequence
+ * (Atomics.waitAsync, so its event loop keeps running), drains every record the serving threads wrote,
+ * and writes them through winston: JSON lines to the log file, a readable line on stdout (journald
+ * reads it). Every few seconds while the proxy is busy it adds a status line from the shared Stats. It
+ * counts records the ring had to drop and says so in the log.
+ *
+ * Messages from the primary: { type: 'flush' } drains everything, closes the log file and answers
+ * { type: 'flushed' } — the last step of a clean shutdown.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import winston from 'winston';
+import { LogRing } from '@proxyd/sync/log-ring';
+import { Stats } from '@proxyd/sync/stats';
+import { STAT_NAMES, type StatName } from '../shared/stats-names.ts';
+import { readableLine } from './format.ts';
+
+export interface LoggerInit {
+  ring: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  logFile: string;
+  logLevel: string;
+  statusIntervalMs: number;
+}
+
+const init = workerData as LoggerInit;
+const ring = new LogRing(init.ring);
+const stats = new Stats<StatName>(init.stats, STAT_NAMES);
+const decoder = new TextDecoder();
+/** Where the decoded record rides inside winston's info object. */
+const RECORD = Symbol.for('proxyd.record');
+
+const logger = winston.createLogger({
+  level: init.logLevel,
+  transports: [
+    new winston.transports.File({ filename: init.logFile, format: winston.format.printf((info) => JSON.stringify(info[RECORD])) }),
+    new winston.transports.Console({ format: winston.format.printf((info) => readableLine(info[RECORD] as Record<string, unknown>)) }),
+  ],
+});
+
+let written = 0;
+let droppedReported = 0;
+let stopping = false;
+
+function writeRecord(record: Record<string, unknown>): void {
+  const level = typeof record.level === 'string' ? record.level : 'info';
+  logger.log({ level, message: String(record.event ?? ''), [RECORD]: { ...record, time: new Date(Number(record.time)).toISOString() } });
+  written++;
+}
+
+function onRecord(bytes: Uint8Array): void {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(decoder.decode(bytes)) as Record<string, unknown>;
+  } catch {
+    record = { time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: bytes.byteLength };
+  }
+  writeRecord(record);
+}
+
+function reportDrops(): void {
+  const dropped = ring.dropped;
+  if (dropped === droppedReported) return;
+  writeRecord({ time: Date.now(), level: 'warn', event: 'log-records-dropped', dropped: dropped - droppedReported, droppedTotal: dropped, why: 'the log ring was full' });
+  droppedReported = dropped;
+}
+
+let lastStatusKey = '';
+function statusLine(): void {
+  const s = stats.snapshot();
+  const key = `${s.active}/${s.waiting}/${s.accepted}/${s.requests}`;
+  if (key === lastStatusKey || (s.active === 0 && s.waiting === 0 && lastStatusKey.startsWith('0/0/'))) {
+    lastStatusKey = key;
+    return; // quiet while nothing changes
+  }
+  lastStatusKey = key;
+  writeRecord({
+    time: Date.now(),
+    level: 'info',
+    event: 'status',
+    active: s.active,
+    waiting: s.waiting,
+    tunnels: s.tunnels,
+    accepted: s.accepted,
+    requests: s.requests,
+    blocked: s.blocked,
+    queueTimeouts: s.queueTimeouts + s.queueFull,
+    idleReleases: s.idleReleases,
+    upMB: Math.round(s.bytesUp / 1e4) / 100,
+    downMB: Math.round(s.bytesDown / 1e4) / 100,
+    logDropped: ring.dropped,
+  });
+}
+
+const statusTimer = init.statusIntervalMs > 0 ? setInterval(statusLine, init.statusIntervalMs) : undefined;
+
+async function drainLoop(): Promise<void> {
+  while (!stopping) {
+    ring.drain(onRecord);
+    reportDrops();
+    await ring.waitForRecords(1000); // holds a timer while waiting: this thread stays alive
+  }
+}
+
+async function flushAndClose(): Promise<void> {
+  stopping = true;
+  clearInterval(statusTimer);
+  ring.drain(onRecord);
+  reportDrops();
+  const finished = new Promise<void>((resolve) => logger.on('finish', () => resolve()));
+  logger.end();
+  await finished;
+  // winston's File transport may still be flushing its stream after 'finish'.
+  await new Promise((r) => setTimeout(r, 50));
+  parentPort!.postMessage({ type: 'flushed', written, dropped: ring.dropped });
+  parentPort!.close();
+}
+
+parentPort!.on('message', (message: { type: string }) => {
+  if (message.type === 'flush') void flushAndClose();
+});
+
+void drainLoop();

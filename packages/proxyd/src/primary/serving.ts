@@ -1,0 +1,62 @@
+// Where admitted connections go: a Piscina pool of worker threads (the socket is transferred), or —
+// with --workers 0 — the same connection task run on the primary thread itself.
+import type net from 'node:net';
+import { Piscina } from 'piscina';
+import type { ProxyOptions } from '../config/options.ts';
+import type { SharedState } from '../shared/shared-state.ts';
+
+/** The task module, loaded by file name: the primary never imports worker code. */
+const TASK_FILE = new URL('../worker/connection-task.ts', import.meta.url);
+
+export interface ConnectionTaskInput {
+  socket: net.Socket;
+  lease: number;
+  id: number;
+  client: string;
+}
+
+export interface Serving {
+  serve(task: ConnectionTaskInput): Promise<unknown>;
+  /** Threads serving, for the log. */
+  readonly threads: number;
+  close(): Promise<void>;
+}
+
+export async function startServing(shared: SharedState, options: ProxyOptions, blocklist: readonly string[]): Promise<Serving> {
+  const init = { buffers: shared.buffers, options, blocklist, testHooks: process.env.PROXYD_TEST_HOOKS === '1' };
+  if (options.workers === 0) {
+    const task = (await import(TASK_FILE.href)) as {
+      init(data: typeof init): void;
+      default(task: ConnectionTaskInput): Promise<unknown>;
+    };
+    task.init(init);
+    const sockets = new Set<net.Socket>();
+    return {
+      serve(t) {
+        sockets.add(t.socket);
+        return task.default(t).finally(() => sockets.delete(t.socket));
+      },
+      threads: 0,
+      async close() {
+        for (const socket of sockets) socket.destroy();
+      },
+    };
+  }
+  const pool = new Piscina({
+    filename: TASK_FILE.href,
+    minThreads: options.workers,
+    maxThreads: options.workers,
+    idleTimeout: Infinity,
+    // A task is a connection that may live for hours: each worker runs many at once, and an idle worker
+    // must never sleep in Atomics.wait (that would freeze every tunnel it holds). The semaphore, not
+    // Piscina's queue, decides who waits: with this many tasks per worker the pool never queues.
+    atomics: 'disabled',
+    concurrentTasksPerWorker: options.maxClients,
+    workerData: init,
+  });
+  return {
+    serve: (t) => pool.run(t, { transferList: [t.socket as never] }),
+    threads: options.workers,
+    close: () => pool.destroy(),
+  };
+}

@@ -1,0 +1,43 @@
+// Every answer proxyd gives instead of forwarding: one table, one place to read what the proxy can
+// answer and why (status, a stable code, a short explanation for the body and the log).
+export const REFUSALS = {
+  QUEUE_FULL: { status: 503, reason: 'the proxy is at capacity and its waiting queue is full; retry shortly' },
+  QUEUE_TIMEOUT: { status: 503, reason: 'the proxy is at capacity and no slot freed up in time; retry shortly' },
+  BLOCKED_DOMAIN: { status: 403, reason: 'this destination is on the proxy blocklist' },
+  BLOCKED_PORT: { status: 403, reason: 'CONNECT to this port is not allowed by the proxy' },
+  NOT_A_PROXY_REQUEST: { status: 400, reason: 'this is a forward proxy: send absolute-form requests' },
+  BAD_TARGET: { status: 400, reason: 'the request target is not a valid http:// URL or host:port' },
+  UPSTREAM_UNREACHABLE: { status: 502, reason: 'the proxy could not reach the destination' },
+  UPSTREAM_TIMEOUT: { status: 504, reason: 'the destination did not answer in time' },
+} as const;
+
+export type RefusalCode = keyof typeof REFUSALS;
+
+/** A complete HTTP/1.1 response for a refusal, for sockets that no http.ServerResponse owns. */
+export function rawRefusal(code: RefusalCode, detail = '', extraHeaders: Record<string, string> = {}): string {
+  const { status } = REFUSALS[code];
+  const body = refusalBody(code, detail);
+  const headers = Object.entries({
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+    'X-Proxyd-Refusal': code,
+    ...extraHeaders,
+  })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${headers}\r\n${body}`;
+}
+
+export function refusalBody(code: RefusalCode, detail = ''): string {
+  const { status, reason } = REFUSALS[code];
+  return `${status} ${STATUS_TEXT[status]}: ${reason}${detail ? ` (${detail})` : ''}\n`;
+}
+
+export const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};

@@ -1,0 +1,47 @@
+// The shared memory every thread attaches to: one SharedArrayBuffer per primitive, handed to each
+// thread in its workerData. Created once by the primary.
+import { Semaphore } from '@proxyd/sync/semaphore';
+import { LogRing } from '@proxyd/sync/log-ring';
+import { Stats } from '@proxyd/sync/stats';
+import { STAT_NAMES, type StatName } from './stats-names.ts';
+import { PermitLeases } from './permit-leases.ts';
+import { EventLog } from './event-log.ts';
+
+export interface SharedBuffers {
+  semaphore: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  leases: SharedArrayBuffer;
+}
+
+export interface SharedState {
+  semaphore: Semaphore;
+  ring: LogRing;
+  stats: Stats<StatName>;
+  leases: PermitLeases;
+  log: EventLog;
+  buffers: SharedBuffers;
+}
+
+export function createSharedState(o: { maxClients: number; maxWaiting: number; logRingBytes: number }): SharedState {
+  const semaphore = Semaphore.create({ permits: o.maxClients, maxWaiting: o.maxWaiting });
+  const ring = LogRing.create(o.logRingBytes);
+  const stats = Stats.create(STAT_NAMES);
+  const leases = PermitLeases.create(o.maxClients);
+  return bundle(semaphore, ring, stats, leases);
+}
+
+export function attachSharedState(b: SharedBuffers): SharedState {
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases));
+}
+
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases): SharedState {
+  return {
+    semaphore,
+    ring,
+    stats,
+    leases,
+    log: new EventLog(ring),
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer },
+  };
+}

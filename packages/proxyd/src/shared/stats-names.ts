@@ -1,0 +1,24 @@
+// The shared counters and gauges, by name. Every thread attaches Stats with this same list.
+export const STAT_NAMES = [
+  // gauges
+  'active', // connections holding a permit
+  'waiting', // connections waiting for a permit
+  'tunnels', // open CONNECT tunnels
+  // counters
+  'accepted', // TCP connections accepted
+  'admitted', // connections that got a permit
+  'queued', // connections that had to wait for a permit
+  'queueFull', // refused at once: waiting queue full
+  'queueTimeouts', // refused after waiting --queue-timeout
+  'requests', // HTTP requests and CONNECTs received
+  'allowed', // requests forwarded
+  'blocked', // requests refused by the blocklist or port policy
+  'badRequests', // origin-form, malformed
+  'upstreamErrors', // 502/504
+  'idleReleases', // closed after --idle-timeout without traffic
+  'workerErrors', // connections lost to a worker that died
+  'bytesUp', // client → upstream
+  'bytesDown', // upstream → client
+] as const;
+
+export type StatName = (typeof STAT_NAMES)[number];

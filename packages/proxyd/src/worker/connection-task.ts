@@ -1,0 +1,86 @@
+/**
+ * The serving side of proxyd, loaded by file name: as a Piscina task module in each worker thread, or
+ * by the primary itself with --workers 0. One task = one client connection: the primary transfers the
+ * accepted socket here (pool.run(task, { transferList: [socket] })), the task hands it to this thread's
+ * http.Server, and resolves when the socket closes — after giving the connection's permit back.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import { BroadcastChannel, isMainThread } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { ProxyOptions } from '../config/options.ts';
+import { blocklistOf } from '../policy/blocklist.ts';
+import { attachSharedState, type SharedBuffers } from '../shared/shared-state.ts';
+import { POLICY_CHANNEL, type PolicyUpdate } from '../shared/policy-channel.ts';
+import type { ServeContext } from './context.ts';
+import { connections, createProxyServer } from './proxy-server.ts';
+
+export interface ServeInit {
+  buffers: SharedBuffers;
+  options: ProxyOptions;
+  blocklist: readonly string[];
+  testHooks: boolean;
+}
+
+export interface ConnectionTask {
+  socket: net.Socket;
+  lease: number;
+  id: number;
+  client: string;
+}
+
+export interface ConnectionSummary {
+  up: number;
+  down: number;
+  ms: number;
+}
+
+let ctx: ServeContext | undefined;
+let server: http.Server | undefined;
+
+/** Set this thread up to serve. Runs once per thread (Piscina workers call it at load). */
+export function init(data: ServeInit): void {
+  if (ctx) return;
+  ctx = {
+    shared: attachSharedState(data.buffers),
+    options: data.options,
+    blocklist: blocklistOf(data.blocklist),
+    agent: new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' }),
+    testHooks: data.testHooks,
+  };
+  server = createProxyServer(ctx);
+  // SIGHUP in the primary re-reads the blocklist and broadcasts it to every serving thread.
+  const channel = new BroadcastChannel(POLICY_CHANNEL);
+  channel.unref();
+  const context = ctx;
+  channel.onmessage = (message) => {
+    const update = (message as { data: PolicyUpdate }).data;
+    context.blocklist = blocklistOf(update.blocklist);
+  };
+}
+
+if (!isMainThread && Piscina.isWorkerThread) init(Piscina.workerData as ServeInit);
+
+/** Serve one client connection until it closes. */
+export default function serveConnection(task: ConnectionTask): Promise<ConnectionSummary> {
+  if (!ctx || !server) throw new Error('connection-task: init() was not called in this thread');
+  const { shared } = ctx;
+  const { socket, lease, id, client } = task;
+  const started = performance.now();
+  connections.set(socket, { id, client });
+  socket.setNoDelay(true);
+  return new Promise((resolve) => {
+    socket.once('close', () => {
+      const up = socket.bytesRead;
+      const down = socket.bytesWritten;
+      shared.stats.add('bytesUp', up);
+      shared.stats.add('bytesDown', down);
+      // Give the permit back: Atomics.notify inside release() wakes the primary's next waiter.
+      if (shared.leases.release(lease, shared.semaphore)) shared.stats.add('active', -1);
+      const ms = Math.round(performance.now() - started);
+      shared.log.write({ event: 'closed', level: 'debug', conn: id, client, up, down, ms });
+      resolve({ up, down, ms });
+    });
+    server!.emit('connection', socket);
+  });
+}

@@ -1,0 +1,99 @@
+// Plain HTTP through the proxy: an absolute-form request ("GET http://host/path HTTP/1.1") is sent on
+// to its origin over a pooled keep-alive connection, bodies streamed both ways, never buffered whole.
+import http from 'node:http';
+import { pipeline } from 'node:stream';
+import type { ConnectionInfo, ServeContext } from './context.ts';
+import { endToEndHeaders, withHost, withVia } from './headers.ts';
+import { notAProxyRequestPage, refuseResponse } from './refuse.ts';
+import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
+
+export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const { stats, log } = ctx.shared;
+  const started = performance.now();
+  stats.add('requests');
+  const target = req.url ?? '';
+
+  if (!/^http:\/\//i.test(target)) {
+    stats.add('badRequests');
+    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: 'not an absolute http:// URL' });
+    if (target.startsWith('/')) {
+      const page = notAProxyRequestPage(req.headers.host);
+      res.writeHead(400, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(page), 'X-Proxyd-Refusal': 'NOT_A_PROXY_REQUEST' });
+      return void res.end(page);
+    }
+    return refuseResponse(res, 'BAD_TARGET', target.startsWith('https:') ? 'use CONNECT for https:// URLs' : '');
+  }
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    stats.add('badRequests');
+    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, target: target.slice(0, 200), why: 'unparsable URL' });
+    return refuseResponse(res, 'BAD_TARGET');
+  }
+
+  if (ctx.testHooks && req.headers['x-proxyd-test'] === 'crash-worker') process.exit(70); // test: worker dies
+
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const rule = ctx.blocklist.match(host);
+  if (rule !== undefined) {
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, rule });
+    return refuseResponse(res, 'BLOCKED_DOMAIN', `rule "${rule}"`);
+  }
+
+  const headers = withVia(withHost(endToEndHeaders(req.rawHeaders), url.host));
+  const upstream = http.request({
+    host,
+    port: url.port || 80,
+    method: req.method,
+    path: `${url.pathname}${url.search}`,
+    headers,
+    setHost: false,
+    agent: ctx.agent,
+  });
+  let status = 0;
+  let bytesDown = 0;
+  let bytesUp = 0;
+  let failed = false;
+  const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
+
+  upstream.on('response', (upRes) => {
+    clearTimeout(timer);
+    status = upRes.statusCode ?? 502;
+    res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders)));
+    upRes.on('data', (chunk: Buffer) => (bytesDown += chunk.length));
+    pipeline(upRes, res, () => {});
+  });
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    clearTimeout(timer);
+    if (failed) return;
+    failed = true;
+    const { refusal, kind, what } = classifyUpstreamError(err);
+    stats.add('upstreamErrors');
+    log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });
+    if (!res.headersSent) refuseResponse(res, refusal, `${url.host}: ${what}`);
+    else res.destroy(); // mid-response: all we can do is cut the connection
+  });
+  req.on('data', (chunk: Buffer) => (bytesUp += chunk.length));
+  pipeline(req, upstream, (err) => {
+    if (err && !failed) upstream.destroy(); // the client went away before its body was sent
+  });
+
+  res.once('close', () => {
+    clearTimeout(timer);
+    if (failed) return;
+    stats.add('allowed');
+    log.write({
+      event: 'request',
+      conn: conn.id,
+      client: conn.client,
+      method: req.method,
+      url: target,
+      status: res.writableFinished ? status : `${status} (cut)`,
+      up: bytesUp,
+      down: bytesDown,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+  });
+}

@@ -1,0 +1,47 @@
+// The HTTP side of a serving thread: Node's own http.Server (llhttp, hardened against request
+// smuggling) parses every connection handed to this thread; the handlers route each request by kind.
+import http from 'node:http';
+import type net from 'node:net';
+import type { ConnectionInfo, ServeContext } from './context.ts';
+import { forwardHttp } from './forward-http.ts';
+import { openTunnel } from './connect-tunnel.ts';
+import { relayUpgrade } from './relay-upgrade.ts';
+
+/** Which client connection a socket is, for the log (set when the connection arrives). */
+export const connections = new WeakMap<net.Socket, ConnectionInfo>();
+
+const UNKNOWN: ConnectionInfo = { id: 0, client: 'unknown' };
+function infoOf(socket: net.Socket): ConnectionInfo {
+  return connections.get(socket) ?? UNKNOWN;
+}
+
+export function createProxyServer(ctx: ServeContext): http.Server {
+  const server = http.createServer({ noDelay: true }, (req, res) => forwardHttp(ctx, infoOf(req.socket), req, res));
+  // Idle HTTP connections (between requests too) are closed after --idle-timeout, and counted.
+  server.timeout = ctx.options.idleTimeoutMs;
+  server.keepAliveTimeout = ctx.options.idleTimeoutMs;
+  server.on('timeout', (socket: net.Socket) => onIdle(ctx, socket));
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => openTunnel(ctx, infoOf(socket), req, socket, head));
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => relayUpgrade(ctx, infoOf(socket), req, socket, head));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => onClientError(ctx, err, socket));
+  return server;
+}
+
+function onIdle(ctx: ServeContext, socket: net.Socket): void {
+  const conn = infoOf(socket);
+  ctx.shared.stats.add('idleReleases');
+  ctx.shared.log.write({ event: 'idle-release', conn: conn.id, client: conn.client, idleMs: ctx.options.idleTimeoutMs });
+  socket.destroy();
+}
+
+/** Unparsable input: answer 400 (or 431/414 for oversized heads) and close; other clients never notice. */
+function onClientError(ctx: ServeContext, err: NodeJS.ErrnoException, socket: net.Socket): void {
+  const conn = infoOf(socket);
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  ctx.shared.stats.add('badRequests');
+  ctx.shared.log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, status, error: err.code ?? err.message });
+  const text = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+  const body = `${status} ${text}: the proxy could not parse this request (${err.code ?? 'error'})\n`;
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+}

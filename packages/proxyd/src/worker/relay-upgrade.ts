@@ -1,0 +1,81 @@
+// An absolute-form request with "Upgrade" (WebSocket and others): ask the origin to upgrade, pass its
+// 101 back, then relay raw bytes both ways. If the origin declines, its answer is passed on instead.
+import http from 'node:http';
+import type net from 'node:net';
+import type { ConnectionInfo, ServeContext } from './context.ts';
+import { endToEndHeaders, withHost, withVia } from './headers.ts';
+import { refuseSocket } from './refuse.ts';
+import { relay } from './relay.ts';
+import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
+
+const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
+
+function head(statusCode: number, statusMessage: string, raw: readonly string[]): string {
+  let out = `HTTP/1.1 ${statusCode} ${statusMessage}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) out += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${out}\r\n`;
+}
+
+export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, client: net.Socket, clientHead: Buffer): void {
+  const { stats, log } = ctx.shared;
+  const target = req.url ?? '';
+  stats.add('requests');
+  client.on('error', () => {});
+  let url: URL;
+  try {
+    if (!/^http:\/\//i.test(target)) throw new Error('not absolute');
+    url = new URL(target);
+  } catch {
+    stats.add('badRequests');
+    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: 'upgrade needs an absolute http:// URL' });
+    return refuseSocket(client, 'BAD_TARGET');
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const rule = ctx.blocklist.match(host);
+  if (rule !== undefined) {
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, rule });
+    return refuseSocket(client, 'BLOCKED_DOMAIN', `rule "${rule}"`);
+  }
+
+  const upstream = http.request({
+    host,
+    port: url.port || 80,
+    method: req.method,
+    path: `${url.pathname}${url.search}`,
+    headers: withVia(withHost(endToEndHeaders(req.rawHeaders, KEEP_FOR_UPGRADE), url.host)),
+    setHost: false,
+    agent: false,
+  });
+  const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
+  upstream.on('upgrade', (upRes, upSocket, upHead) => {
+    clearTimeout(timer);
+    stats.add('allowed');
+    client.write(head(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', withVia(endToEndHeaders(upRes.rawHeaders, KEEP_FOR_UPGRADE))));
+    if (upHead.length > 0) client.write(upHead);
+    if (clientHead.length > 0) upSocket.write(clientHead);
+    client.setTimeout(ctx.options.idleTimeoutMs, () => {
+      stats.add('idleReleases');
+      log.write({ event: 'idle-release', conn: conn.id, client: conn.client, url: target });
+      client.destroy();
+      upSocket.destroy();
+    });
+    relay(client, upSocket, () => log.write({ event: 'upgrade', conn: conn.id, client: conn.client, method: req.method, url: target, status: upRes.statusCode, up: upSocket.bytesWritten, down: upSocket.bytesRead }));
+  });
+  upstream.on('response', (upRes) => {
+    // The origin declined to upgrade: pass its answer on and close.
+    clearTimeout(timer);
+    stats.add('allowed');
+    client.write(head(upRes.statusCode ?? 502, upRes.statusMessage ?? '', withVia(endToEndHeaders(upRes.rawHeaders))));
+    upRes.pipe(client);
+    log.write({ event: 'request', conn: conn.id, client: conn.client, method: req.method, url: target, status: upRes.statusCode, why: 'upgrade declined' });
+  });
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    clearTimeout(timer);
+    const { refusal, kind, what } = classifyUpstreamError(err);
+    stats.add('upstreamErrors');
+    log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });
+    refuseSocket(client, refusal, `${url.host}: ${what}`);
+  });
+  upstream.end();
+}

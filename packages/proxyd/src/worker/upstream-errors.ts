@@ -1,0 +1,27 @@
+// Socket and DNS errors from the upstream side, mapped to an answer (one table, as proxy-chain does).
+import type { RefusalCode } from '../shared/refusals.ts';
+
+const KINDS: Record<string, { refusal: RefusalCode; what: string }> = {
+  ECONNREFUSED: { refusal: 'UPSTREAM_UNREACHABLE', what: 'connection refused' },
+  ECONNRESET: { refusal: 'UPSTREAM_UNREACHABLE', what: 'connection reset by the destination' },
+  ENOTFOUND: { refusal: 'UPSTREAM_UNREACHABLE', what: 'name does not resolve' },
+  EAI_AGAIN: { refusal: 'UPSTREAM_UNREACHABLE', what: 'name lookup failed temporarily' },
+  EHOSTUNREACH: { refusal: 'UPSTREAM_UNREACHABLE', what: 'host unreachable' },
+  ENETUNREACH: { refusal: 'UPSTREAM_UNREACHABLE', what: 'network unreachable' },
+  EPIPE: { refusal: 'UPSTREAM_UNREACHABLE', what: 'connection closed by the destination' },
+  ETIMEDOUT: { refusal: 'UPSTREAM_TIMEOUT', what: 'timed out' },
+  UPSTREAM_TIMEOUT: { refusal: 'UPSTREAM_TIMEOUT', what: 'no answer within the upstream timeout' },
+};
+
+export function classifyUpstreamError(err: NodeJS.ErrnoException): { refusal: RefusalCode; kind: string; what: string } {
+  const kind = err.code ?? 'ERROR';
+  const known = KINDS[kind];
+  return known ? { ...known, kind } : { refusal: 'UPSTREAM_UNREACHABLE', kind, what: err.message };
+}
+
+/** An error that marks an upstream timeout. */
+export function upstreamTimeoutError(): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error('upstream timeout');
+  err.code = 'UPSTREAM_TIMEOUT';
+  return err;
+}

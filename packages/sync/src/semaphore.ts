@@ -150,18 +150,11 @@ export class Semaphore {
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
     const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
 
-    // A pending Atomics.waitAsync does not keep the event loop alive, so a wait with a deadline holds a
-    // timer until it settles: the process stays up to see the timeout, and the timer also wakes us.
     let onAbort = (): void => {};
-    let wasInterrupted = false;
-    const interrupted = new Promise<'interrupted'>((resolve) => {
-      onAbort = () => {
-        wasInterrupted = true;
-        resolve('interrupted');
-      };
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
     });
     signal?.addEventListener('abort', onAbort, { once: true });
-    const keepAlive = deadline === Infinity ? undefined : setTimeout(onAbort, timeoutMs);
     const waiting = tag(entry.ticket, WAITING_STATE);
     try {
       for (;;) {
@@ -179,13 +172,17 @@ export class Semaphore {
           continue;
         }
         const wait = Atomics.waitAsync(this.#words, entry.slot, waiting, left);
-        // Once the timer has fired (a timer may fire a millisecond before performance.now() agrees),
-        // the remaining sliver is left to waitAsync's own timeout.
-        if (wait.async) await (wasInterrupted ? wait.value : Promise.race([wait.value, interrupted]));
+        if (!wait.async) continue;
+        // A pending Atomics.waitAsync does not keep the event loop alive, so a wait with a deadline also
+        // holds a timer: the process stays up to see the timeout. A timer can fire a little before
+        // performance.now() reaches the deadline; then we go round again with a fresh timer.
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = left === Infinity ? undefined : new Promise<void>((r) => (timer = setTimeout(r, Math.ceil(left) + 1)));
+        await Promise.race(timedOut ? [wait.value, aborted, timedOut] : [wait.value, aborted]);
+        clearTimeout(timer);
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      clearTimeout(keepAlive);
     }
   }
 

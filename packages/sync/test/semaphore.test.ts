@@ -125,3 +125,15 @@ t.test('bad arguments are clear errors', async (t) => {
   t.throws(() => Semaphore.create({ permits: 0 }), /permits must be an integer ≥ 1/);
   t.throws(() => Semaphore.create({ permits: 1, maxWaiting: -1 }), /maxWaiting/);
 });
+
+// Regression: a timer may fire a moment before performance.now() reaches the deadline; the wait must
+// then still hold a timer, or the process exits with the acquire pending ("test unfinished").
+t.test('many short timeouts each settle, with nothing else keeping the process alive', async (t) => {
+  const sem = Semaphore.create({ permits: 1 });
+  sem.tryAcquire();
+  let timedOut = 0;
+  for (let i = 0; i < 300; i++) if ((await sem.acquireAsync({ timeoutMs: 1 + (i % 3) })) === 'timed-out') timedOut++;
+  t.equal(timedOut, 300);
+  t.equal(sem.waiting, 0);
+  sem.release();
+});

@@ -110,7 +110,8 @@ t.test('an origin-form request gets a page saying this is a proxy', async (t) =>
 });
 
 t.test('undici ProxyAgent, keep-alive to the client and pooled connections upstream', async (t) => {
-  const agent = new ProxyAgent({ uri: proxy.url });
+  // proxyTunnel: false makes undici send absolute-form requests instead of tunnelling with CONNECT.
+  const agent = new ProxyAgent({ uri: proxy.url, proxyTunnel: false });
   const before = origin.connections;
   for (let i = 0; i < 20; i++) {
     const res = await request(origin.url('/hello'), { dispatcher: agent });

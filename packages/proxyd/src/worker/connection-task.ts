@@ -56,6 +56,7 @@ export function init(data: ServeInit): void {
   channel.onmessage = (message) => {
     const update = (message as { data: PolicyUpdate }).data;
     context.blocklist = blocklistOf(update.blocklist);
+    context.shared.log.write({ event: 'policy-applied', level: 'debug', domains: update.blocklist.length });
   };
 }
 

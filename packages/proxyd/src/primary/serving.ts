@@ -54,9 +54,25 @@ export async function startServing(shared: SharedState, options: ProxyOptions, b
     concurrentTasksPerWorker: options.maxClients,
     workerData: init,
   });
+  await allWorkersReady(shared, options.workers);
   return {
     serve: (t) => pool.run(t, { transferList: [t.socket as never] }),
     threads: options.workers,
     close: () => pool.destroy(),
   };
+}
+
+/**
+ * Wait until every worker has loaded the task module and attached the shared memory (each counts itself
+ * in Stats "workersStarted"), so the first clients are not kept waiting. Piscina marks its first
+ * workers ready before they load anything, so its own event cannot tell us.
+ */
+async function allWorkersReady(shared: SharedState, workers: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (shared.stats.get('workersStarted') < workers) {
+    if (Date.now() > deadline) {
+      throw new Error(`only ${shared.stats.get('workersStarted')} of ${workers} worker threads started within ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

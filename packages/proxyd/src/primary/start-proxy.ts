@@ -13,6 +13,7 @@ import type { ProxyOptions } from '../config/options.ts';
 import { formatPortList } from '../config/port-list.ts';
 import { parseBlocklist, type Blocklist } from '../policy/blocklist.ts';
 import { POLICY_CHANNEL, type PolicyUpdate } from '../shared/policy-channel.ts';
+import { rawRefusal } from '../shared/refusals.ts';
 import { createSharedState, type SharedState } from '../shared/shared-state.ts';
 import { admit } from './admission.ts';
 import { startLoggerThread } from './logger-thread.ts';
@@ -69,6 +70,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   function handOver(socket: net.Socket, id: number, client: string): void {
     const lease = leases.take();
+    if (lease < 0) {
+      // Only if finished tasks stop reporting back: refuse rather than lose track of a permit.
+      semaphore.release();
+      log.write({ event: 'lease-table-full', level: 'error', conn: id, client });
+      socket.resume();
+      return void socket.end(rawRefusal('QUEUE_FULL', 'internal lease table full', { 'Retry-After': '1' }));
+    }
     stats.add('admitted');
     stats.add('active', 1);
     log.write({ event: 'admitted', level: 'debug', conn: id, client, active: semaphore.held, waiting: semaphore.waiting });

@@ -8,6 +8,10 @@
  * closes its connections cleanly). Whoever moves the word HELD → RELEASED with compare-and-swap releases
  * the semaphore; the other finds RELEASED and does nothing. The primary alone hands out leases and takes
  * them back (RELEASED → FREE) once the task has settled, so the free list needs no lock.
+ *
+ * A lease outlives its permit by the time the task's "settled" message takes to reach the primary: the
+ * worker's release() may already have admitted the next connection, which needs a lease of its own.
+ * So the table holds more leases than there are permits (see LEASE_SLACK in shared-state.ts).
  */
 import type { Semaphore } from '@proxyd/sync/semaphore';
 
@@ -31,10 +35,10 @@ export class PermitLeases {
     this.#words = new Int32Array(buffer);
   }
 
-  /** Primary: a lease for a connection that was just admitted. */
+  /** Primary: a lease for a connection that was just admitted, or -1 if every lease is out. */
   take(): number {
     const lease = this.#free.pop();
-    if (lease === undefined) throw new Error('PermitLeases: more leases than permits (a lease was not returned)');
+    if (lease === undefined) return -1;
     Atomics.store(this.#words, lease, HELD);
     return lease;
   }

@@ -23,11 +23,14 @@ export interface SharedState {
   buffers: SharedBuffers;
 }
 
+/** Leases beyond 2 × permits, for connections whose task has not yet reported its end. */
+const LEASE_SLACK = 64;
+
 export function createSharedState(o: { maxClients: number; maxWaiting: number; logRingBytes: number }): SharedState {
   const semaphore = Semaphore.create({ permits: o.maxClients, maxWaiting: o.maxWaiting });
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
-  const leases = PermitLeases.create(o.maxClients);
+  const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
   return bundle(semaphore, ring, stats, leases);
 }
 

@@ -4,6 +4,7 @@ export const STAT_NAMES = [
   'active', // connections holding a permit
   'waiting', // connections waiting for a permit
   'tunnels', // open CONNECT tunnels
+  'workersStarted', // serving threads that have attached (replacements of dead workers count too)
   // counters
   'accepted', // TCP connections accepted
   'admitted', // connections that got a permit

@@ -49,6 +49,7 @@ export function init(data: ServeInit): void {
     testHooks: data.testHooks,
   };
   server = createProxyServer(ctx);
+  ctx.shared.stats.add('workersStarted', 1);
   // SIGHUP in the primary re-reads the blocklist and broadcasts it to every serving thread.
   const channel = new BroadcastChannel(POLICY_CHANNEL);
   channel.unref();

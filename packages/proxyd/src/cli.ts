@@ -46,6 +46,7 @@ export function buildParser(argv: string[]) {
     .option('queue-timeout', { type: 'string', default: formatDuration(DEFAULTS.queueTimeoutMs), describe: 'longest wait for a permit before 503 Service Unavailable' })
     .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULTS.idleTimeoutMs), describe: 'close a connection or tunnel with no bytes either way for this long, releasing its permit' })
     .option('upstream-timeout', { type: 'string', default: formatDuration(DEFAULTS.upstreamTimeoutMs), describe: 'no response (or CONNECT connection) from the destination within this: 504' })
+    .option('headers-timeout', { type: 'string', default: formatDuration(DEFAULTS.headersTimeoutMs), describe: "a request's line and headers must arrive within this, or 408 (slow-header attacks)" })
     .option('connect-ports', { type: 'string', default: formatPortList(DEFAULTS.connectPorts), describe: 'ports CONNECT may reach: a list with ranges, e.g. 443,8443,9000-9099' })
     .option('blocklist', { type: 'string', describe: 'file of blocked domains, one per line (# comments); each blocks its subdomains; SIGHUP reloads it' })
     .option('log-file', { type: 'string', default: DEFAULTS.logFile, describe: 'JSON-lines log file (readable lines also go to stdout)' })
@@ -80,6 +81,7 @@ export function toOptions(args: Record<string, unknown>): ProxyOptions {
     queueTimeoutMs: duration('queue-timeout')(args['queue-timeout']),
     idleTimeoutMs: duration('idle-timeout')(args['idle-timeout']),
     upstreamTimeoutMs: duration('upstream-timeout')(args['upstream-timeout']),
+    headersTimeoutMs: duration('headers-timeout')(args['headers-timeout']),
     connectPorts,
     blocklistFile: args.blocklist === undefined ? undefined : String(args.blocklist),
     logFile: String(args['log-file']),

@@ -98,3 +98,25 @@ t.test('an idle tunnel is released at the idle timeout and its slot goes to a wa
   t.notOk(next!.closed, 'a tunnel with traffic every 200 ms survives 1.2 s with a 600 ms idle timeout');
   next!.socket.destroy();
 });
+
+t.test('idle keep-alive connections give their permits up while clients wait', async (t) => {
+  const { startOrigin } = await import('./helpers/origin.ts');
+  const { ProxyAgent, request } = await import('undici');
+  const { curl } = await import('./helpers/curl.ts');
+  const origin = await startOrigin();
+  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
+  t.teardown(async () => {
+    await proxy.close(500);
+    await origin.close();
+  });
+  const agent = new ProxyAgent({ uri: proxy.url, proxyTunnel: false });
+  const first = await request(origin.url('/hello'), { dispatcher: agent });
+  await first.body.dump();
+  t.equal(proxy.shared.semaphore.held, 1, 'the idle keep-alive connection holds the only permit');
+  const started = Date.now();
+  const waiter = await curl(['--proxy', proxy.url, origin.url('/hello')]);
+  t.equal(waiter.status, 200, 'the waiting client is served');
+  t.ok(Date.now() - started < 5_000, `within ${Date.now() - started} ms, not after the 60 s idle timeout`);
+  t.equal(proxy.shared.stats.get('queued'), 1, 'it did have to queue');
+  await agent.close();
+});

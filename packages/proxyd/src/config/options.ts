@@ -18,6 +18,8 @@ export interface ProxyOptions {
   idleTimeoutMs: number;
   /** No response (or no CONNECT connection) from upstream within this: 504. */
   upstreamTimeoutMs: number;
+  /** A request's head (request line and headers) must arrive within this, or 408. */
+  headersTimeoutMs: number;
   /** Ports CONNECT may reach. */
   connectPorts: PortList;
   /** Blocklist file (one domain per line), if any. */
@@ -46,6 +48,7 @@ export const DEFAULTS: ProxyOptions = {
   queueTimeoutMs: 30_000,
   idleTimeoutMs: 120_000,
   upstreamTimeoutMs: 30_000,
+  headersTimeoutMs: 30_000,
   connectPorts: [[443, 443]],
   blocklistFile: undefined,
   logFile: 'proxy.log',

@@ -84,5 +84,8 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
       resolve({ up, down, ms });
     });
     server!.emit('connection', socket);
+    // A socket accepted with pauseOnConnect has not started reading. A transferred one starts afresh in
+    // this thread; on the primary (--workers 0) it is the same paused socket and must be resumed.
+    socket.resume();
   });
 }

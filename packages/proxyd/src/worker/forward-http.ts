@@ -61,6 +61,8 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
   upstream.on('response', (upRes) => {
     clearTimeout(timer);
     status = upRes.statusCode ?? 502;
+    // Clients are queued for a permit: end this connection after the response and let one in.
+    if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
     res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders)));
     upRes.on('data', (chunk: Buffer) => (bytesDown += chunk.length));
     pipeline(upRes, res, () => {});

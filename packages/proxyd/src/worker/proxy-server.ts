@@ -16,7 +16,20 @@ function infoOf(socket: net.Socket): ConnectionInfo {
 }
 
 export function createProxyServer(ctx: ServeContext): http.Server {
-  const server = http.createServer({ noDelay: true }, (req, res) => forwardHttp(ctx, infoOf(req.socket), req, res));
+  const server = http.createServer(
+    {
+      noDelay: true,
+      // A request's head must arrive within this (slowloris); its body may take as long as it keeps
+      // moving (the idle timeout), so uploads of any size are not cut off.
+      headersTimeout: ctx.options.headersTimeoutMs,
+      requestTimeout: 0,
+      connectionsCheckingInterval: Math.min(1000, ctx.options.headersTimeoutMs),
+    },
+    (req, res) => forwardHttp(ctx, infoOf(req.socket), req, res),
+  );
+  // This server never listens: sockets arrive through emit('connection'). Node starts its connection
+  // tracking (headers timeout checks, closeIdleConnections) on 'listening', so say it has.
+  server.emit('listening');
   // Idle HTTP connections (between requests too) are closed after --idle-timeout, and counted.
   server.timeout = ctx.options.idleTimeoutMs;
   server.keepAliveTimeout = ctx.options.idleTimeoutMs;
@@ -24,7 +37,25 @@ export function createProxyServer(ctx: ServeContext): http.Server {
   server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => openTunnel(ctx, infoOf(socket), req, socket, head));
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => relayUpgrade(ctx, infoOf(socket), req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => onClientError(ctx, err, socket));
+  yieldIdlePermitsWhileOthersWait(ctx, server);
   return server;
+}
+
+/**
+ * A keep-alive connection that sits idle between requests still holds its permit. While nobody waits
+ * that is what keep-alive is for; once clients queue at the semaphore, idle connections give their
+ * permits up: every YIELD_CHECK_MS this thread looks at the shared waiting count (one Atomics.load) and
+ * closes its connections that are between requests. Busy connections and tunnels are not touched, and
+ * forward-http.ts answers "Connection: close" while the queue is not empty.
+ */
+const YIELD_CHECK_MS = 100;
+
+function yieldIdlePermitsWhileOthersWait(ctx: ServeContext, server: http.Server): void {
+  const timer = setInterval(() => {
+    if (ctx.shared.semaphore.waiting === 0) return;
+    server.closeIdleConnections();
+  }, YIELD_CHECK_MS);
+  timer.unref();
 }
 
 function onIdle(ctx: ServeContext, socket: net.Socket): void {

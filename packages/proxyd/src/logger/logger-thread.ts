@@ -69,10 +69,7 @@ let lastStatusKey = '';
 function statusLine(): void {
   const s = stats.snapshot();
   const key = `${s.active}/${s.waiting}/${s.accepted}/${s.requests}`;
-  if (key === lastStatusKey || (s.active === 0 && s.waiting === 0 && lastStatusKey.startsWith('0/0/'))) {
-    lastStatusKey = key;
-    return; // quiet while nothing changes
-  }
+  if (key === lastStatusKey) return; // quiet while nothing changes
   lastStatusKey = key;
   writeRecord({
     time: Date.now(),

@@ -17,6 +17,7 @@ export const STAT_NAMES = [
   'badRequests', // origin-form, malformed
   'upstreamErrors', // 502/504
   'idleReleases', // closed after --idle-timeout without traffic
+  'idleYields', // idle keep-alive connections closed to let waiting clients in
   'workerErrors', // connections lost to a worker that died
   'bytesUp', // client → upstream
   'bytesDown', // upstream → client

@@ -6,6 +6,7 @@ import type { ConnectionInfo, ServeContext } from './context.ts';
 import { forwardHttp } from './forward-http.ts';
 import { openTunnel } from './connect-tunnel.ts';
 import { relayUpgrade } from './relay-upgrade.ts';
+import { IdleConnections } from './idle-connections.ts';
 
 /** Which client connection a socket is, for the log (set when the connection arrives). */
 export const connections = new WeakMap<net.Socket, ConnectionInfo>();
@@ -16,6 +17,7 @@ function infoOf(socket: net.Socket): ConnectionInfo {
 }
 
 export function createProxyServer(ctx: ServeContext): http.Server {
+  const idle = new IdleConnections(ctx);
   const server = http.createServer(
     {
       noDelay: true,
@@ -25,38 +27,32 @@ export function createProxyServer(ctx: ServeContext): http.Server {
       requestTimeout: 0,
       connectionsCheckingInterval: Math.min(1000, ctx.options.headersTimeoutMs),
     },
-    (req, res) => forwardHttp(ctx, infoOf(req.socket), req, res),
+    (req, res) => {
+      idle.busy(req.socket);
+      res.once('finish', () => idle.idle(req.socket));
+      forwardHttp(ctx, infoOf(req.socket), req, res);
+    },
   );
+  server.on('connection', (socket: net.Socket) => idle.idle(socket));
   // This server never listens: sockets arrive through emit('connection'). Node starts its connection
-  // tracking (headers timeout checks, closeIdleConnections) on 'listening', so say it has.
+  // tracking (the headers timeout checks) on 'listening', so say it has.
   server.emit('listening');
   // Idle HTTP connections (between requests too) are closed after --idle-timeout, and counted.
   server.timeout = ctx.options.idleTimeoutMs;
   server.keepAliveTimeout = ctx.options.idleTimeoutMs;
   server.on('timeout', (socket: net.Socket) => onIdle(ctx, socket));
-  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => openTunnel(ctx, infoOf(socket), req, socket, head));
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => relayUpgrade(ctx, infoOf(socket), req, socket, head));
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    idle.busy(socket);
+    openTunnel(ctx, infoOf(socket), req, socket, head);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    idle.busy(socket);
+    relayUpgrade(ctx, infoOf(socket), req, socket, head);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => onClientError(ctx, err, socket));
-  yieldIdlePermitsWhileOthersWait(ctx, server);
   return server;
 }
 
-/**
- * A keep-alive connection that sits idle between requests still holds its permit. While nobody waits
- * that is what keep-alive is for; once clients queue at the semaphore, idle connections give their
- * permits up: every YIELD_CHECK_MS this thread looks at the shared waiting count (one Atomics.load) and
- * closes its connections that are between requests. Busy connections and tunnels are not touched, and
- * forward-http.ts answers "Connection: close" while the queue is not empty.
- */
-const YIELD_CHECK_MS = 100;
-
-function yieldIdlePermitsWhileOthersWait(ctx: ServeContext, server: http.Server): void {
-  const timer = setInterval(() => {
-    if (ctx.shared.semaphore.waiting === 0) return;
-    server.closeIdleConnections();
-  }, YIELD_CHECK_MS);
-  timer.unref();
-}
 
 function onIdle(ctx: ServeContext, socket: net.Socket): void {
   const conn = infoOf(socket);

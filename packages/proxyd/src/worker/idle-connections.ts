@@ -1,0 +1,51 @@
+/**
+ * Idle keep-alive connections give their permits up while clients wait.
+ *
+ * A keep-alive connection between requests still holds its permit. While nobody waits, that is what
+ * keep-alive is for. Once clients queue at the semaphore, this thread closes those of its HTTP
+ * connections that have been idle for at least MIN_IDLE_MS (checked every CHECK_MS with one
+ * Atomics.load of the shared waiting count). The minimum idle time keeps clear of the race every server
+ * has with keep-alive: a client that is reusing its connection sends the next request within
+ * milliseconds, and must not find it closed under it. forward-http.ts also answers
+ * "Connection: close" while the queue is not empty, which has no race at all. Tunnels are never here.
+ */
+import type net from 'node:net';
+import type { ServeContext } from './context.ts';
+
+const CHECK_MS = 100;
+const MIN_IDLE_MS = 1000;
+
+export class IdleConnections {
+  /** Sockets between requests, and since when (performance.now()). */
+  readonly #idleSince = new Map<net.Socket, number>();
+
+  constructor(ctx: ServeContext) {
+    const timer = setInterval(() => {
+      if (ctx.shared.semaphore.waiting > 0) this.#yield(ctx);
+    }, CHECK_MS);
+    timer.unref();
+  }
+
+  /** A connection arrived or finished a response: idle from now. */
+  idle(socket: net.Socket): void {
+    if (socket.destroyed) return;
+    if (!this.#idleSince.has(socket)) socket.once('close', () => this.#idleSince.delete(socket));
+    this.#idleSince.set(socket, performance.now());
+  }
+
+  /** A request arrived, or the connection became a tunnel: not idle. */
+  busy(socket: net.Socket): void {
+    this.#idleSince.delete(socket);
+  }
+
+  #yield(ctx: ServeContext): void {
+    const now = performance.now();
+    for (const [socket, since] of this.#idleSince) {
+      if (now - since < MIN_IDLE_MS) continue;
+      this.#idleSince.delete(socket);
+      ctx.shared.stats.add('idleYields');
+      ctx.shared.log.write({ event: 'idle-yield', level: 'debug', idleMs: Math.round(now - since), waiting: ctx.shared.semaphore.waiting });
+      socket.destroy();
+    }
+  }
+}

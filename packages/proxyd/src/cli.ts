@@ -4,11 +4,13 @@
  * SIGHUP reloads the blocklist.
  */
 import os from 'node:os';
+import net from 'node:net';
 import yargs from 'yargs';
 import { DEFAULTS, LOG_LEVELS, type LogLevel, type ProxyOptions } from './config/options.ts';
 import { formatDuration, parseDuration } from './config/duration.ts';
 import { formatPortList, parsePortList } from './config/port-list.ts';
 import { startProxy } from './primary/start-proxy.ts';
+import { addCidr } from './policy/address-rules.ts';
 
 const DEFAULT_WORKERS = Math.max(1, Math.min(os.availableParallelism(), 8));
 
@@ -48,6 +50,15 @@ export function buildParser(argv: string[]) {
     .option('upstream-timeout', { type: 'string', default: formatDuration(DEFAULTS.upstreamTimeoutMs), describe: 'no response (or CONNECT connection) from the destination within this: 504' })
     .option('headers-timeout', { type: 'string', default: formatDuration(DEFAULTS.headersTimeoutMs), describe: "a request's line and headers must arrive within this, or 408 (slow-header attacks)" })
     .option('connect-ports', { type: 'string', default: formatPortList(DEFAULTS.connectPorts), describe: 'ports CONNECT may reach: a list with ranges, e.g. 443,8443,9000-9099' })
+    .option('blocked-http-ports', { type: 'string', default: formatPortList(DEFAULTS.blockedHttpPorts), describe: 'ports plain HTTP may not reach (mail, ssh, …); "none" allows every port' })
+    .option('allow-client', { type: 'string', array: true, default: [] as string[], describe: 'also let these clients in (repeatable CIDR, e.g. 203.0.113.7/32); "any" lets everyone in. Default: loopback and private ranges only', defaultDescription: 'loopback + private ranges' })
+    .option('allow-dest', { type: 'string', array: true, default: [] as string[], describe: 'let the proxy reach these loopback ranges (repeatable CIDR, e.g. 127.0.0.0/8); link-local and cloud metadata addresses stay forbidden', defaultDescription: 'none' })
+    .option('auth-file', { type: 'string', describe: 'htpasswd file (bcrypt, e.g. htpasswd -B); every request then needs Proxy-Authorization, from any address; SIGHUP reloads it' })
+    .option('auth-realm', { type: 'string', default: DEFAULTS.authRealm, describe: 'realm named in the 407 Proxy-Authenticate header' })
+    .option('tls-cert', { type: 'string', describe: 'PEM certificate: the listener speaks TLS (clients use an https:// proxy URL); needs --tls-key' })
+    .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
+    .option('max-header-size', { type: 'string', default: String(DEFAULTS.maxHeaderBytes), describe: 'largest request head (request line + headers) in bytes, or 431' })
+    .option('max-url-length', { type: 'string', default: String(DEFAULTS.maxUrlBytes), describe: 'longest request target in bytes, or 414' })
     .option('blocklist', { type: 'string', describe: 'file of blocked domains, one per line (# comments); each blocks its subdomains; SIGHUP reloads it' })
     .option('log-file', { type: 'string', default: DEFAULTS.logFile, describe: 'JSON-lines log file (readable lines also go to stdout)' })
     .option('log-level', { type: 'string', default: DEFAULTS.logLevel, choices: LOG_LEVELS as string[], describe: 'least severe events logged (debug adds accept/admit/close of every connection)' })
@@ -69,6 +80,25 @@ export function toOptions(args: Record<string, unknown>): ProxyOptions {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  let blockedHttpPorts;
+  try {
+    blockedHttpPorts = String(args['blocked-http-ports']) === 'none' ? [] : parsePortList(String(args['blocked-http-ports']), '--blocked-http-ports');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const cidrs = (name: string): string[] => {
+    const list = (args[name] as unknown[] | undefined ?? []).flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter((v) => v !== '');
+    for (const cidr of list) {
+      if (name === 'allow-client' && cidr.toLowerCase() === 'any') continue;
+      try {
+        addCidr(new net.BlockList(), cidr, `--${name}`);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    }
+    return list;
+  };
+  if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
   const host = String(args.host);
   if (host === '') throw new UsageError('--host must not be empty');
   const statusIntervalMs = String(args['status-interval']) === '0' ? 0 : duration('status-interval')(args['status-interval']);
@@ -83,6 +113,15 @@ export function toOptions(args: Record<string, unknown>): ProxyOptions {
     upstreamTimeoutMs: duration('upstream-timeout')(args['upstream-timeout']),
     headersTimeoutMs: duration('headers-timeout')(args['headers-timeout']),
     connectPorts,
+    blockedHttpPorts,
+    allowClient: cidrs('allow-client'),
+    allowDest: cidrs('allow-dest'),
+    authFile: args['auth-file'] === undefined ? undefined : String(args['auth-file']),
+    authRealm: String(args['auth-realm']).replace(/["\\]/g, ''),
+    tlsCert: args['tls-cert'] === undefined ? undefined : String(args['tls-cert']),
+    tlsKey: args['tls-key'] === undefined ? undefined : String(args['tls-key']),
+    maxHeaderBytes: wholeNumber('max-header-size', 1024, 1024 * 1024)(args['max-header-size']),
+    maxUrlBytes: wholeNumber('max-url-length', 64, 1024 * 1024)(args['max-url-length']),
     blocklistFile: args.blocklist === undefined ? undefined : String(args.blocklist),
     logFile: String(args['log-file']),
     logLevel: String(args['log-level']) as LogLevel,
@@ -118,13 +157,17 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${options.host}: no such address on this machine`);
     fail(e.message);
   }
+
   const { address } = proxy;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const scheme = options.tlsCert ? 'https' : 'http';
   process.stdout.write(
-    `proxyd listening on http://${shown}:${address.port} — ${options.workers === 0 ? 'serving on the primary thread' : `${options.workers} worker threads`}, ` +
+    `proxyd listening on ${scheme}://${shown}:${address.port} — ${options.workers === 0 ? 'serving on the primary thread' : `${options.workers} worker threads`}, ` +
       `${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
-      `try: curl --proxy http://${shown}:${address.port} http://example.com/\n`,
+      `who may use it: ${proxy.access}\n` +
+      `try: curl --proxy ${scheme}://${shown}:${address.port}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
   );
+  if (proxy.accessWarning) process.stderr.write(`proxyd: warning: ${proxy.accessWarning}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -13,7 +13,7 @@ function run(args: string[], execPath = process.execPath) {
 t.test('--help explains every flag with its default', async (t) => {
   const r = run(['--help']);
   t.equal(r.status, 0);
-  for (const flag of ['--host', '--port', '--workers', '--max-clients', '--max-waiting', '--queue-timeout', '--idle-timeout', '--upstream-timeout', '--headers-timeout', '--connect-ports', '--blocklist', '--log-file', '--log-level', '--shutdown-grace', '--status-interval']) {
+  for (const flag of ['--host', '--port', '--workers', '--max-clients', '--max-waiting', '--queue-timeout', '--idle-timeout', '--upstream-timeout', '--headers-timeout', '--connect-ports', '--blocked-http-ports', '--allow-client', '--allow-dest', '--auth-file', '--auth-realm', '--tls-cert', '--tls-key', '--max-header-size', '--max-url-length', '--blocklist', '--log-file', '--log-level', '--shutdown-grace', '--status-interval']) {
     t.match(r.stdout, flag, `${flag} is explained`);
   }
   t.match(r.stdout, /\[default: "8080"\]/, 'defaults are shown');

@@ -22,6 +22,23 @@ export interface ProxyOptions {
   headersTimeoutMs: number;
   /** Ports CONNECT may reach. */
   connectPorts: PortList;
+  /** Ports plain HTTP may not reach (mail, ssh, …). */
+  blockedHttpPorts: PortList;
+  /** Client ranges allowed beyond loopback and private ranges; "any" for everyone. */
+  allowClient: string[];
+  /** Destination ranges allowed despite the default policy (only loopback can be opened this way). */
+  allowDest: string[];
+  /** htpasswd file: when set, every request needs Proxy-Authorization. */
+  authFile: string | undefined;
+  /** Realm named in Proxy-Authenticate. */
+  authRealm: string;
+  /** PEM certificate and key: the listener speaks TLS (https:// proxy URL). */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** Largest request head (request line + headers) in bytes, or 431. */
+  maxHeaderBytes: number;
+  /** Longest request target in bytes, or 414. */
+  maxUrlBytes: number;
   /** Blocklist file (one domain per line), if any. */
   blocklistFile: string | undefined;
   /** JSON-lines log file. */
@@ -50,6 +67,15 @@ export const DEFAULTS: ProxyOptions = {
   upstreamTimeoutMs: 30_000,
   headersTimeoutMs: 30_000,
   connectPorts: [[443, 443]],
+  blockedHttpPorts: [[19, 19], [21, 23], [25, 25], [110, 110], [119, 119], [143, 143], [465, 465], [587, 587], [993, 993], [995, 995]],
+  allowClient: [],
+  allowDest: [],
+  authFile: undefined,
+  authRealm: 'proxyd',
+  tlsCert: undefined,
+  tlsKey: undefined,
+  maxHeaderBytes: 16 * 1024,
+  maxUrlBytes: 8 * 1024,
   blocklistFile: undefined,
   logFile: 'proxy.log',
   logLevel: 'info',

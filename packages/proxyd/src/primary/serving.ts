@@ -13,6 +13,17 @@ export interface ConnectionTaskInput {
   lease: number;
   id: number;
   client: string;
+  address: string;
+}
+
+/** What every serving thread starts with (the worker module's ServeInit, without the shared buffers). */
+export interface ServingSetup {
+  blocklist: readonly string[];
+  users: [string, string][] | undefined;
+  tls: { cert: string; key: string } | undefined;
+  viaToken: string;
+  ownPorts: number[];
+  localAddresses: string[];
 }
 
 export interface Serving {
@@ -22,8 +33,8 @@ export interface Serving {
   close(): Promise<void>;
 }
 
-export async function startServing(shared: SharedState, options: ProxyOptions, blocklist: readonly string[]): Promise<Serving> {
-  const init = { buffers: shared.buffers, options, blocklist, testHooks: process.env.PROXYD_TEST_HOOKS === '1' };
+export async function startServing(shared: SharedState, options: ProxyOptions, setup: ServingSetup): Promise<Serving> {
+  const init = { buffers: shared.buffers, options, ...setup, testHooks: process.env.PROXYD_TEST_HOOKS === '1' };
   if (options.workers === 0) {
     const task = (await import(TASK_FILE.href)) as {
       init(data: typeof init): void;

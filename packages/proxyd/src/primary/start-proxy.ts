@@ -2,73 +2,129 @@
  * The primary thread: accept, admit, hand over. It owns the listening socket, the shared memory, the
  * pool of serving threads and the logger thread; it never parses HTTP itself.
  *
- *   accept (paused) → semaphore permit (FIFO; 503 when the queue is full or too slow) → transfer the
- *   socket to a worker → the worker serves it and releases the permit on close.
+ *   accept (paused) → client ACL → semaphore permit (FIFO; 503 when the queue is full or too slow) →
+ *   transfer the socket to a worker → the worker serves it and releases the permit on close.
  */
 import net from 'node:net';
-import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { BroadcastChannel } from 'node:worker_threads';
 import { formatDuration } from '../config/duration.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import { formatPortList } from '../config/port-list.ts';
-import { parseBlocklist, type Blocklist } from '../policy/blocklist.ts';
+import { parseBlocklist } from '../policy/blocklist.ts';
+import { createClientAcl, type ClientAcl } from '../policy/client-acl.ts';
+import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
 import { POLICY_CHANNEL, type PolicyUpdate } from '../shared/policy-channel.ts';
 import { rawRefusal } from '../shared/refusals.ts';
 import { createSharedState, type SharedState } from '../shared/shared-state.ts';
 import { admit } from './admission.ts';
+import { loadBlocklist, loadTls, loadUsers } from './load-files.ts';
 import { startLoggerThread } from './logger-thread.ts';
 import { startServing } from './serving.ts';
+
+export { loadBlocklist } from './load-files.ts';
 
 export interface RunningProxy {
   /** Where it listens. */
   address: net.AddressInfo;
   shared: SharedState;
-  /** Re-read the blocklist file; a bad file keeps the old list. */
+  /** Who may use the proxy, in words (for the start-up banner). */
+  access: string;
+  /** Set when the proxy listens on a public address yet only local clients may use it. */
+  accessWarning: string | undefined;
+  /** Re-read the blocklist and the auth file; a bad file keeps the old one. */
   reload(): Promise<void>;
   /** Stop accepting, let open connections finish up to `graceMs`, close the rest, flush the log. */
   close(graceMs?: number): Promise<{ closedAtDeadline: number }>;
 }
 
-export async function loadBlocklist(file: string): Promise<Blocklist> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new Error(`blocklist ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-  try {
-    return parseBlocklist(text);
-  } catch (err) {
-    throw new Error(`blocklist ${file}: ${(err as Error).message}`);
-  }
+const LOCAL_RANGES = rule('local', [...LOOPBACK, ...PRIVATE]);
+
+/** This machine's interface addresses: a connection to one of them on our port is a loop. */
+function localAddresses(): string[] {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .map((i) => i?.address)
+    .filter((a): a is string => typeof a === 'string');
+}
+
+function accessWarning(host: string, acl: ClientAcl): string | undefined {
+  const listensPublicly = host === '0.0.0.0' || host === '::' || (net.isIP(host) !== 0 && !inList(LOCAL_RANGES.list, host));
+  if (!listensPublicly || acl.open) return undefined;
+  return `listening on ${host}, but only loopback and private-range clients may connect: remote clients will be refused. ` +
+    'Allow them with --allow-client CIDR (e.g. your address/32), or require a login with --auth-file.';
 }
 
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  // Every file is read and checked before anything starts.
   const blocklist = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
+  const users = options.authFile ? await loadUsers(options.authFile) : undefined;
+  const tlsFiles = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;
+  if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+  const acl = createClientAcl(options.allowClient, users !== undefined);
+
   const shared = createSharedState(options);
   const { stats, log, leases, semaphore } = shared;
+
+  // Listen first (the workers must know our port to refuse loops), holding connections until ready.
+  let onConnection: (socket: net.Socket) => void = (socket) => early.push(socket);
+  const early: net.Socket[] = [];
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => onConnection(socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host, port: options.port, backlog: 4096 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  server.on('error', (err) => log.write({ event: 'listener-error', level: 'error', error: err.message }));
+
   const logger = startLoggerThread(shared, options);
-  const serving = await startServing(shared, options, blocklist.rules);
+  const viaToken = `proxyd-${randomBytes(4).toString('hex')}`;
+  let serving;
+  try {
+    serving = await startServing(shared, options, {
+      blocklist: blocklist.rules,
+      users: users ? [...users] : undefined,
+      tls: tlsFiles,
+      viaToken,
+      ownPorts: [address.port],
+      localAddresses: localAddresses(),
+    });
+  } catch (err) {
+    server.close();
+    await logger.flush();
+    throw err;
+  }
   const policy = new BroadcastChannel(POLICY_CHANNEL);
   policy.unref();
 
   let nextId = 0;
   const open = new Set<net.Socket>();
 
-  function onConnection(socket: net.Socket): void {
+  function accept(socket: net.Socket): void {
     const id = ++nextId;
-    const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    const addr = socket.remoteAddress ?? '';
+    const client = `${addr}:${socket.remotePort}`;
     stats.add('accepted');
-    log.write({ event: 'accepted', level: 'debug', conn: id, client });
     socket.on('error', () => {}); // a client that resets while queued must not crash the primary
+    if (!acl.allows(addr)) {
+      // Refused at accept: no permit, no thread, no byte read. Said once in the log.
+      stats.add('clientsDenied');
+      log.write({ event: 'client-denied', level: 'warn', conn: id, client, why: 'address outside --allow-client' });
+      return void socket.destroy();
+    }
+    log.write({ event: 'accepted', level: 'debug', conn: id, client });
     open.add(socket);
     socket.once('close', () => open.delete(socket));
     void admit(shared, options, socket, id, client).then((result) => {
-      if (result === 'admitted') handOver(socket, id, client);
+      if (result === 'admitted') handOver(socket, id, client, addr);
     });
   }
 
-  function handOver(socket: net.Socket, id: number, client: string): void {
+  function handOver(socket: net.Socket, id: number, client: string, addr: string): void {
     const lease = leases.take();
     if (lease < 0) {
       // Only if finished tasks stop reporting back: refuse rather than lose track of a permit.
@@ -81,8 +137,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     stats.add('active', 1);
     log.write({ event: 'admitted', level: 'debug', conn: id, client, active: semaphore.held, waiting: semaphore.waiting });
     open.delete(socket); // after the transfer the socket is the worker's; this handle is destroyed
-    serving
-      .serve({ socket, lease, id, client })
+    serving!
+      .serve({ socket, lease, id, client, address: addr })
       .catch((err: Error) => {
         // The worker died with this connection open: its socket died with it. Count and log it.
         stats.add('workerErrors');
@@ -94,41 +150,42 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       });
   }
 
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, onConnection);
-  server.on('error', (err) => log.write({ event: 'listener-error', level: 'error', error: err.message }));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: options.host, port: options.port, backlog: 4096 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as net.AddressInfo;
+  onConnection = accept;
+  for (const socket of early.splice(0)) accept(socket);
+
+  const access = acl.describe();
+  const warning = accessWarning(options.host, acl);
   log.write({
     event: 'started',
     listen: `${address.address}:${address.port}`,
+    tls: Boolean(tlsFiles),
     workers: serving.threads,
     maxClients: options.maxClients,
     maxWaiting: options.maxWaiting,
     queueTimeout: formatDuration(options.queueTimeoutMs),
     idleTimeout: formatDuration(options.idleTimeoutMs),
     connectPorts: formatPortList(options.connectPorts),
+    clients: access,
+    auth: users ? `${options.authFile} (${users.size} users)` : 'off',
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${blocklist.rules.length} domains)` : 'none',
     node: process.versions.node,
   });
+  if (warning) log.write({ event: 'access-warning', level: 'warn', message: warning });
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
-  return {
+  const running: RunningProxy = {
     address,
     shared,
+    access,
+    accessWarning: warning,
     async reload() {
-      if (!options.blocklistFile) return void log.write({ event: 'reload', why: 'no --blocklist file to reload' });
       try {
-        const next = await loadBlocklist(options.blocklistFile);
-        policy.postMessage({ blocklist: next.rules } satisfies PolicyUpdate);
-        log.write({ event: 'reload', blocklist: options.blocklistFile, domains: next.rules.length });
+        const next = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
+        const nextUsers = options.authFile ? await loadUsers(options.authFile) : undefined;
+        policy.postMessage({ blocklist: next.rules, users: nextUsers ? [...nextUsers] : undefined } satisfies PolicyUpdate);
+        log.write({ event: 'reload', blocklist: options.blocklistFile ?? 'none', domains: next.rules.length, users: nextUsers?.size });
       } catch (err) {
-        log.write({ event: 'reload-failed', level: 'error', error: (err as Error).message, kept: 'the previous blocklist' });
+        log.write({ event: 'reload-failed', level: 'error', error: (err as Error).message, kept: 'the previous blocklist and users' });
       }
     },
     close(graceMs = options.shutdownGraceMs) {
@@ -139,7 +196,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         const deadline = Date.now() + graceMs;
         while (semaphore.held > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         const closedAtDeadline = semaphore.held;
-        await serving.close(); // ends worker threads, and with them any connection still open
+        await serving!.close(); // ends worker threads, and with them any connection still open
         await stopped;
         log.write({ event: 'stopped', closedAtDeadline, accepted: stats.get('accepted'), requests: stats.get('requests') });
         policy.close();
@@ -149,4 +206,5 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       return closing;
     },
   };
+  return running;
 }

@@ -3,4 +3,6 @@ export const POLICY_CHANNEL = 'proxyd:policy';
 
 export interface PolicyUpdate {
   blocklist: readonly string[];
+  /** htpasswd entries, when authentication is on. */
+  users?: [string, string][];
 }

@@ -7,6 +7,8 @@ export const STAT_NAMES = [
   'workersStarted', // serving threads that have attached (replacements of dead workers count too)
   // counters
   'accepted', // TCP connections accepted
+  'clientsDenied', // refused at accept: address outside --allow-client
+  'authFailures', // requests without valid proxy credentials
   'admitted', // connections that got a permit
   'queued', // connections that had to wait for a permit
   'queueFull', // refused at once: waiting queue full

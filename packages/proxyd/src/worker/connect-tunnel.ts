@@ -1,12 +1,13 @@
-// CONNECT host:port → a TCP tunnel: check policy before any lookup, dial, answer
+// CONNECT host:port → a TCP tunnel: pass the gate before any lookup, dial, answer
 // "200 Connection Established", then relay bytes both ways until either side is done.
 import type http from 'node:http';
 import net from 'node:net';
-import { portAllowed } from '../config/port-list.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { parseAuthority } from './authority.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
+import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
+import { logForbiddenDestination, passGate } from './request-gate.ts';
 import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
 
 export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
@@ -23,22 +24,29 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
     return refuseSocket(client, 'BAD_TARGET', 'CONNECT needs host:port');
   }
   if (ctx.testHooks && authority.host === 'crash-worker.proxyd.test') process.exit(70); // test: worker dies
-  if (!portAllowed(ctx.options.connectPorts, authority.port)) {
-    stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: 'CONNECT', target, rule: `connect-ports (port ${authority.port})` });
-    return refuseSocket(client, 'BLOCKED_PORT', `port ${authority.port}; allowed: --connect-ports`);
-  }
-  const rule = ctx.blocklist.match(authority.host);
-  if (rule !== undefined) {
-    stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: 'CONNECT', target, rule });
-    return refuseSocket(client, 'BLOCKED_DOMAIN', `rule "${rule}"`);
-  }
+  void passGate(ctx, conn, req, 'connect', authority.host, authority.port).then((decision) => {
+    if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
+    dial(ctx, conn, target, authority, client, head, started);
+  });
+}
 
-  const upstream = net.connect({ host: authority.host, port: authority.port, noDelay: true, allowHalfOpen: true });
+function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority: { host: string; port: number }, client: net.Socket, head: Buffer, started: number): void {
+  const { stats, log } = ctx.shared;
+  const upstream = net.connect({
+    host: authority.host,
+    port: authority.port,
+    noDelay: true,
+    allowHalfOpen: true,
+    lookup: guardedLookup(ctx.destinations, authority.port),
+  });
   const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
   const onConnectError = (err: NodeJS.ErrnoException): void => {
     clearTimeout(timer);
+    if (err.code === 'EDESTFORBIDDEN') {
+      const forbidden = err as ForbiddenDestinationError;
+      logForbiddenDestination(ctx, conn, 'CONNECT', target, forbidden);
+      return refuseSocket(client, 'FORBIDDEN_DESTINATION', `${authority.host} resolves to ${forbidden.address}: ${forbidden.rule}`);
+    }
     const { refusal, kind, what } = classifyUpstreamError(err);
     stats.add('upstreamErrors');
     log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: 'CONNECT', target, kind, error: what });

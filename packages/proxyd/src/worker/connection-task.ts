@@ -6,19 +6,29 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
+import tls from 'node:tls';
 import { BroadcastChannel, isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import { blocklistOf } from '../policy/blocklist.ts';
+import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState, type SharedBuffers } from '../shared/shared-state.ts';
 import { POLICY_CHANNEL, type PolicyUpdate } from '../shared/policy-channel.ts';
 import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
+import { ProxyAuth } from './proxy-auth.ts';
 
 export interface ServeInit {
   buffers: SharedBuffers;
   options: ProxyOptions;
   blocklist: readonly string[];
+  /** htpasswd entries [user, hash], or undefined when authentication is off. */
+  users: [string, string][] | undefined;
+  /** PEM strings when the listener speaks TLS. */
+  tls: { cert: string; key: string } | undefined;
+  viaToken: string;
+  ownPorts: number[];
+  localAddresses: string[];
   testHooks: boolean;
 }
 
@@ -27,6 +37,7 @@ export interface ConnectionTask {
   lease: number;
   id: number;
   client: string;
+  address: string;
 }
 
 export interface ConnectionSummary {
@@ -45,6 +56,10 @@ export function init(data: ServeInit): void {
     shared: attachSharedState(data.buffers),
     options: data.options,
     blocklist: blocklistOf(data.blocklist),
+    destinations: createDestinationPolicy({ allowDest: data.options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses }),
+    auth: new ProxyAuth(data.users ? new Map(data.users) : undefined),
+    viaToken: data.viaToken,
+    tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     agent: new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' }),
     testHooks: data.testHooks,
   };
@@ -57,7 +72,8 @@ export function init(data: ServeInit): void {
   channel.onmessage = (message) => {
     const update = (message as { data: PolicyUpdate }).data;
     context.blocklist = blocklistOf(update.blocklist);
-    context.shared.log.write({ event: 'policy-applied', level: 'debug', domains: update.blocklist.length });
+    if (update.users) context.auth.setUsers(new Map(update.users));
+    context.shared.log.write({ event: 'policy-applied', level: 'debug', domains: update.blocklist.length, users: update.users?.length });
   };
 }
 
@@ -67,9 +83,10 @@ if (!isMainThread && Piscina.isWorkerThread) init(Piscina.workerData as ServeIni
 export default function serveConnection(task: ConnectionTask): Promise<ConnectionSummary> {
   if (!ctx || !server) throw new Error('connection-task: init() was not called in this thread');
   const { shared } = ctx;
-  const { socket, lease, id, client } = task;
+  const { socket, lease, id, client, address } = task;
   const started = performance.now();
-  connections.set(socket, { id, client });
+  const info = { id, client, address };
+  connections.set(socket, info);
   socket.setNoDelay(true);
   return new Promise((resolve) => {
     socket.once('close', () => {
@@ -83,9 +100,20 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
       shared.log.write({ event: 'closed', level: 'debug', conn: id, client, up, down, ms });
       resolve({ up, down, ms });
     });
-    server!.emit('connection', socket);
     // A socket accepted with pauseOnConnect has not started reading. A transferred one starts afresh in
     // this thread; on the primary (--workers 0) it is the same paused socket and must be resumed.
+    if (ctx!.tls) {
+      // HTTPS to the proxy: TLS ends here, in the worker; the HTTP server reads the decrypted stream.
+      const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx!.tls, ALPNProtocols: ['http/1.1'] });
+      connections.set(secure, info);
+      secure.on('error', (err: NodeJS.ErrnoException) => {
+        shared.log.write({ event: 'tls-error', level: 'warn', conn: id, client, error: err.code ?? err.message });
+        socket.destroy();
+      });
+      server!.emit('connection', secure);
+    } else {
+      server!.emit('connection', socket);
+    }
     socket.resume();
   });
 }

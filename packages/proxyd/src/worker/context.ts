@@ -1,21 +1,31 @@
-// What a serving thread knows: the shared memory, the options, the current blocklist, the upstream pool.
-import http from 'node:http';
+// What a serving thread knows: the shared memory, the options, the current policy, the upstream pool.
+import type http from 'node:http';
+import type tls from 'node:tls';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
+import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import type { SharedState } from '../shared/shared-state.ts';
+import type { ProxyAuth } from './proxy-auth.ts';
 
 export interface ServeContext {
   shared: SharedState;
   options: ProxyOptions;
   blocklist: Blocklist;
+  destinations: DestinationPolicy;
+  auth: ProxyAuth;
+  /** This proxy instance's token in Via headers; seeing it on a request means a loop. */
+  viaToken: string;
+  /** TLS for the listener (--tls-cert/--tls-key): terminated here, in the worker. */
+  tls: tls.SecureContext | undefined;
   /** Keep-alive connections to upstream servers, reused across requests and connections. */
   agent: http.Agent;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }
 
-/** Per client connection: who it is, for the log. */
+/** Per client connection: who it is, for the log and for per-address throttling. */
 export interface ConnectionInfo {
   id: number;
   client: string;
+  address: string;
 }

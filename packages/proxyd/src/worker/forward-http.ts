@@ -1,18 +1,25 @@
-// Plain HTTP through the proxy: an absolute-form request ("GET http://host/path HTTP/1.1") is sent on
-// to its origin over a pooled keep-alive connection, bodies streamed both ways, never buffered whole.
+// Plain HTTP through the proxy: an absolute-form request ("GET http://host/path HTTP/1.1") passes the
+// gate, then goes on to its origin over a pooled keep-alive connection, bodies streamed both ways and
+// never buffered whole.
 import http from 'node:http';
 import { pipeline } from 'node:stream';
 import type { ConnectionInfo, ServeContext } from './context.ts';
+import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
 import { notAProxyRequestPage, refuseResponse } from './refuse.ts';
+import { logForbiddenDestination, passGate } from './request-gate.ts';
 import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
-  const started = performance.now();
   stats.add('requests');
   const target = req.url ?? '';
 
+  if (target.length > ctx.options.maxUrlBytes) {
+    stats.add('badRequests');
+    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: `target longer than ${ctx.options.maxUrlBytes} bytes` });
+    return refuseResponse(res, 'URI_TOO_LONG', `limit ${ctx.options.maxUrlBytes} bytes`);
+  }
   if (!/^http:\/\//i.test(target)) {
     stats.add('badRequests');
     log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: 'not an absolute http:// URL' });
@@ -31,26 +38,37 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
     log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, target: target.slice(0, 200), why: 'unparsable URL' });
     return refuseResponse(res, 'BAD_TARGET');
   }
+  if (url.username || url.password) {
+    // Credentials in the URL would be sent on by some clients; a proxy has no business forwarding them.
+    stats.add('badRequests');
+    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: `${url.protocol}//${url.host}${url.pathname}`, why: 'user-info in the URL' });
+    return refuseResponse(res, 'BAD_TARGET', 'the URL carries a user name or password');
+  }
 
   if (ctx.testHooks && req.headers['x-proxyd-test'] === 'crash-worker') process.exit(70); // test: worker dies
 
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const rule = ctx.blocklist.match(host);
-  if (rule !== undefined) {
-    stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, rule });
-    return refuseResponse(res, 'BLOCKED_DOMAIN', `rule "${rule}"`);
-  }
+  const port = Number(url.port || 80);
+  void passGate(ctx, conn, req, 'http', host, port).then((decision) => {
+    if (!decision.allow) return refuseResponse(res, decision.code, decision.detail, decision.headers);
+    send(ctx, conn, req, res, url, host, port);
+  });
+}
 
-  const headers = withVia(withHost(endToEndHeaders(req.rawHeaders), url.host));
+function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, host: string, port: number): void {
+  const { stats, log } = ctx.shared;
+  const target = req.url ?? '';
+  const started = performance.now();
+  const headers = withVia(withHost(endToEndHeaders(req.rawHeaders), url.host), ctx.viaToken);
   const upstream = http.request({
     host,
-    port: url.port || 80,
+    port,
     method: req.method,
     path: `${url.pathname}${url.search}`,
     headers,
     setHost: false,
     agent: ctx.agent,
+    lookup: guardedLookup(ctx.destinations, port),
   });
   let status = 0;
   let bytesDown = 0;
@@ -63,7 +81,7 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
     status = upRes.statusCode ?? 502;
     // Clients are queued for a permit: end this connection after the response and let one in.
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
-    res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders)));
+    res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders), ctx.viaToken));
     upRes.on('data', (chunk: Buffer) => (bytesDown += chunk.length));
     pipeline(upRes, res, () => {});
   });
@@ -71,6 +89,11 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
     clearTimeout(timer);
     if (failed) return;
     failed = true;
+    if (err.code === 'EDESTFORBIDDEN') {
+      const forbidden = err as ForbiddenDestinationError;
+      logForbiddenDestination(ctx, conn, req.method, target, forbidden);
+      return refuseResponse(res, 'FORBIDDEN_DESTINATION', `${url.host} resolves to ${forbidden.address}: ${forbidden.rule}`);
+    }
     const { refusal, kind, what } = classifyUpstreamError(err);
     stats.add('upstreamErrors');
     log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });

@@ -15,8 +15,6 @@ const ALWAYS_HOP_BY_HOP = new Set([
   'expect', // proxyd answers 100-continue itself
 ]);
 
-export const VIA = '1.1 proxyd';
-
 /** rawHeaders without hop-by-hop headers; `keep` names ones to pass anyway (e.g. upgrade, connection). */
 export function endToEndHeaders(raw: readonly string[], keep: ReadonlySet<string> = new Set()): string[] {
   const named = new Set<string>();
@@ -34,15 +32,16 @@ export function endToEndHeaders(raw: readonly string[], keep: ReadonlySet<string
   return out;
 }
 
-/** Append our Via token (a header list may already carry other proxies' tokens). */
-export function withVia(headers: string[]): string[] {
+/** Append our Via entry (a header list may already carry other proxies' entries). */
+export function withVia(headers: string[], token: string): string[] {
+  const entry = `1.1 ${token}`;
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i]!.toLowerCase() === 'via') {
-      headers[i + 1] = `${headers[i + 1]}, ${VIA}`;
+      headers[i + 1] = `${headers[i + 1]}, ${entry}`;
       return headers;
     }
   }
-  headers.push('Via', VIA);
+  headers.push('Via', entry);
   return headers;
 }
 

@@ -11,7 +11,7 @@ import { IdleConnections } from './idle-connections.ts';
 /** Which client connection a socket is, for the log (set when the connection arrives). */
 export const connections = new WeakMap<net.Socket, ConnectionInfo>();
 
-const UNKNOWN: ConnectionInfo = { id: 0, client: 'unknown' };
+const UNKNOWN: ConnectionInfo = { id: 0, client: 'unknown', address: '' };
 function infoOf(socket: net.Socket): ConnectionInfo {
   return connections.get(socket) ?? UNKNOWN;
 }
@@ -24,6 +24,7 @@ export function createProxyServer(ctx: ServeContext): http.Server {
       // A request's head must arrive within this (slowloris); its body may take as long as it keeps
       // moving (the idle timeout), so uploads of any size are not cut off.
       headersTimeout: ctx.options.headersTimeoutMs,
+      maxHeaderSize: ctx.options.maxHeaderBytes,
       requestTimeout: 0,
       connectionsCheckingInterval: Math.min(1000, ctx.options.headersTimeoutMs),
     },

@@ -3,21 +3,21 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { REFUSALS, rawRefusal, refusalBody, type RefusalCode } from '../shared/refusals.ts';
 
-export function refuseResponse(res: http.ServerResponse, code: RefusalCode, detail = ''): void {
+export function refuseResponse(res: http.ServerResponse, code: RefusalCode, detail = '', headers: Record<string, string> = {}): void {
   const body = refusalBody(code, detail);
   if (res.headersSent) return void res.destroy();
   res.writeHead(REFUSALS[code].status, {
     'Content-Type': 'text/plain; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
     'X-Proxyd-Refusal': code,
-    Via: '1.1 proxyd',
+    ...headers,
   });
   res.end(body);
 }
 
-export function refuseSocket(socket: net.Socket, code: RefusalCode, detail = ''): void {
+export function refuseSocket(socket: net.Socket, code: RefusalCode, detail = '', headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
-  socket.end(rawRefusal(code, detail));
+  socket.end(rawRefusal(code, detail, headers));
 }
 
 /** The page someone gets who browses to the proxy itself. */

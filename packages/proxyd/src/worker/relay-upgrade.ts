@@ -6,6 +6,8 @@ import type { ConnectionInfo, ServeContext } from './context.ts';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
+import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
+import { logForbiddenDestination, passGate } from './request-gate.ts';
 import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
 
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
@@ -31,27 +33,31 @@ export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.
     return refuseSocket(client, 'BAD_TARGET');
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const rule = ctx.blocklist.match(host);
-  if (rule !== undefined) {
-    stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, rule });
-    return refuseSocket(client, 'BLOCKED_DOMAIN', `rule "${rule}"`);
-  }
+  const port = Number(url.port || 80);
+  void passGate(ctx, conn, req, 'upgrade', host, port).then((decision) => {
+    if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
+    upgrade(ctx, conn, req, client, clientHead, url, host, port);
+  });
+}
 
+function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, client: net.Socket, clientHead: Buffer, url: URL, host: string, port: number): void {
+  const { stats, log } = ctx.shared;
+  const target = req.url ?? '';
   const upstream = http.request({
     host,
-    port: url.port || 80,
+    port,
     method: req.method,
     path: `${url.pathname}${url.search}`,
-    headers: withVia(withHost(endToEndHeaders(req.rawHeaders, KEEP_FOR_UPGRADE), url.host)),
+    headers: withVia(withHost(endToEndHeaders(req.rawHeaders, KEEP_FOR_UPGRADE), url.host), ctx.viaToken),
     setHost: false,
     agent: false,
+    lookup: guardedLookup(ctx.destinations, port),
   });
   const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
   upstream.on('upgrade', (upRes, upSocket, upHead) => {
     clearTimeout(timer);
     stats.add('allowed');
-    client.write(head(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', withVia(endToEndHeaders(upRes.rawHeaders, KEEP_FOR_UPGRADE))));
+    client.write(head(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', withVia(endToEndHeaders(upRes.rawHeaders, KEEP_FOR_UPGRADE), ctx.viaToken)));
     if (upHead.length > 0) client.write(upHead);
     if (clientHead.length > 0) upSocket.write(clientHead);
     client.setTimeout(ctx.options.idleTimeoutMs, () => {
@@ -66,12 +72,17 @@ export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.
     // The origin declined to upgrade: pass its answer on and close.
     clearTimeout(timer);
     stats.add('allowed');
-    client.write(head(upRes.statusCode ?? 502, upRes.statusMessage ?? '', withVia(endToEndHeaders(upRes.rawHeaders))));
+    client.write(head(upRes.statusCode ?? 502, upRes.statusMessage ?? '', withVia(endToEndHeaders(upRes.rawHeaders), ctx.viaToken)));
     upRes.pipe(client);
     log.write({ event: 'request', conn: conn.id, client: conn.client, method: req.method, url: target, status: upRes.statusCode, why: 'upgrade declined' });
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(timer);
+    if (err.code === 'EDESTFORBIDDEN') {
+      const forbidden = err as ForbiddenDestinationError;
+      logForbiddenDestination(ctx, conn, req.method, target, forbidden);
+      return refuseSocket(client, 'FORBIDDEN_DESTINATION', `${url.host} resolves to ${forbidden.address}: ${forbidden.rule}`);
+    }
     const { refusal, kind, what } = classifyUpstreamError(err);
     stats.add('upstreamErrors');
     log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });

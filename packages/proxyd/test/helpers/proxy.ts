@@ -29,6 +29,7 @@ export async function startTestProxy(overrides: Partial<ProxyOptions> = {}): Pro
     statusIntervalMs: 0,
     logLevel: 'debug',
     connectPorts: [[1, 65535]],
+    allowDest: ['127.0.0.0/8'], // the test origins live on loopback
     ...overrides,
   };
   const proxy = await startProxy(options);
@@ -68,7 +69,7 @@ export interface CliProxy {
 /** Run the real `proxyd` command; resolves once it prints where it listens. */
 export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliProxy> {
   const logFile = join(tempDir(), 'proxy.log');
-  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...args], {
+  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, '--allow-dest', '127.0.0.0/8', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -80,7 +81,7 @@ export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {})
   const deadline = Date.now() + 20_000;
   let port = 0;
   while (!port) {
-    const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+    const m = /listening on https?:\/\/127\.0\.0\.1:(\d+)/.exec(out);
     if (m) port = Number(m[1]);
     else if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');

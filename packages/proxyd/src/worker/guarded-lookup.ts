@@ -1,0 +1,45 @@
+/**
+ * DNS resolution that enforces the destination policy on the address that will be dialled.
+ *
+ * net.connect() and http.request() take a `lookup` function; the address it returns is the one the
+ * socket connects to. Checking inside it closes the gap a separate "resolve, check, then connect" leaves
+ * open (DNS rebinding: a second lookup at connect time answering differently). If any address a name
+ * resolves to is forbidden, the whole name is refused. IP literals never reach `lookup` (net connects to
+ * them directly), so callers check those with checkLiteral() first.
+ */
+import dns from 'node:dns';
+import net from 'node:net';
+import type { DestinationPolicy } from '../policy/destination-policy.ts';
+
+export class ForbiddenDestinationError extends Error {
+  readonly code = 'EDESTFORBIDDEN';
+  readonly rule: string;
+  readonly address: string;
+  constructor(rule: string, address: string) {
+    super(`destination ${address} is forbidden (${rule})`);
+    this.rule = rule;
+    this.address = address;
+  }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+export function guardedLookup(policy: DestinationPolicy, port: number) {
+  return function lookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      for (const a of addresses) {
+        const rule = policy.check(a.address, port);
+        if (rule !== undefined) return callback(new ForbiddenDestinationError(rule, a.address), []);
+      }
+      if (addresses.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
+      if (options.all) return callback(null, addresses);
+      callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  };
+}
+
+/** For an IP literal host: the rule that forbids it, if any (undefined also for names). */
+export function checkLiteral(policy: DestinationPolicy, host: string, port: number): string | undefined {
+  return net.isIP(host) ? policy.check(host, port) : undefined;
+}

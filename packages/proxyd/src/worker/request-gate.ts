@@ -1,0 +1,74 @@
+/**
+ * Every request passes this gate before the proxy opens any connection or looks up any name, in this
+ * order: a loop through this proxy; proxy authentication; the port; the blocklist; an IP-literal
+ * destination. (Names are checked again, on the addresses they resolve to, by guarded-lookup.ts.)
+ * Authentication comes before policy so that strangers learn nothing about what is blocked.
+ */
+import type http from 'node:http';
+import { portAllowed } from '../config/port-list.ts';
+import type { RefusalCode } from '../shared/refusals.ts';
+import type { ConnectionInfo, ServeContext } from './context.ts';
+import { checkLiteral } from './guarded-lookup.ts';
+
+export type RequestKind = 'http' | 'connect' | 'upgrade';
+
+export type GateDecision =
+  | { allow: true; user: string }
+  | { allow: false; code: RefusalCode; detail: string; headers: Record<string, string> };
+
+function refuse(code: RefusalCode, detail = '', headers: Record<string, string> = {}): GateDecision {
+  return { allow: false, code, detail, headers };
+}
+
+export async function passGate(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, kind: RequestKind, host: string, port: number): Promise<GateDecision> {
+  const { stats, log } = ctx.shared;
+  const target = req.url ?? '';
+  const via = req.headers.via;
+  if (via !== undefined && via.includes(ctx.viaToken)) {
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target, rule: 'loop (our own Via token)' });
+    return refuse('LOOP_DETECTED');
+  }
+
+  let user = '';
+  if (ctx.auth.enabled) {
+    const result = await ctx.auth.check(req, conn.address);
+    if (!result.ok) {
+      stats.add('authFailures');
+      // Never the credentials: only that they were missing, wrong, or throttled.
+      log.write({ event: 'auth-failed', level: result.why === 'missing' ? 'info' : 'warn', conn: conn.id, client: conn.client, method: req.method, target, why: result.why });
+      if (result.why === 'throttled') return refuse('AUTH_THROTTLED', '', { 'Retry-After': '60' });
+      return refuse('PROXY_AUTH_REQUIRED', '', { 'Proxy-Authenticate': `Basic realm="${ctx.options.authRealm}", charset="UTF-8"` });
+    }
+    user = result.user;
+  }
+
+  const portOk = kind === 'connect' ? portAllowed(ctx.options.connectPorts, port) : !portAllowed(ctx.options.blockedHttpPorts, port);
+  if (!portOk) {
+    const rule = kind === 'connect' ? `connect-ports (port ${port})` : `blocked-http-ports (port ${port})`;
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule });
+    return refuse('BLOCKED_PORT', `port ${port}; see ${kind === 'connect' ? '--connect-ports' : '--blocked-http-ports'}`);
+  }
+
+  const domainRule = ctx.blocklist.match(host);
+  if (domainRule !== undefined) {
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule: domainRule });
+    return refuse('BLOCKED_DOMAIN', `rule "${domainRule}"`);
+  }
+
+  const addressRule = checkLiteral(ctx.destinations, host, port);
+  if (addressRule !== undefined) {
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule: addressRule });
+    return refuse('FORBIDDEN_DESTINATION', addressRule);
+  }
+  return { allow: true, user };
+}
+
+/** An upstream error that is really the destination policy speaking (from guarded-lookup.ts). */
+export function logForbiddenDestination(ctx: ServeContext, conn: ConnectionInfo, method: string | undefined, target: string, err: { rule: string; address: string }): void {
+  ctx.shared.stats.add('blocked');
+  ctx.shared.log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method, target, rule: err.rule, address: err.address });
+}

@@ -7,7 +7,6 @@ import { startTestProxy, readLog, eventually } from './helpers/proxy.ts';
 import { openTunnelClient } from './helpers/tunnel-client.ts';
 import { curl } from './helpers/curl.ts';
 
-process.env.PROXYD_TEST_HOOKS = '1'; // lets a request ask its worker to die (read when the pool starts)
 
 const origin = await startOrigin();
 const echo = await startEchoServer();

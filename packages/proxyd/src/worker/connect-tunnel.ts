@@ -37,7 +37,7 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
     port: authority.port,
     noDelay: true,
     allowHalfOpen: true,
-    lookup: guardedLookup(ctx.destinations, authority.port),
+    lookup: guardedLookup(ctx.destinations, authority.port, ctx.testHooks),
   });
   const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
   const onConnectError = (err: NodeJS.ErrnoException): void => {

@@ -68,7 +68,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
     headers,
     setHost: false,
     agent: ctx.agent,
-    lookup: guardedLookup(ctx.destinations, port),
+    lookup: guardedLookup(ctx.destinations, port, ctx.testHooks),
   });
   let status = 0;
   let bytesDown = 0;

@@ -10,6 +10,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
+import { inList, LOOPBACK, rule } from '../policy/address-rules.ts';
 
 export class ForbiddenDestinationError extends Error {
   readonly code = 'EDESTFORBIDDEN';
@@ -24,12 +25,12 @@ export class ForbiddenDestinationError extends Error {
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
 
-export function guardedLookup(policy: DestinationPolicy, port: number) {
+export function guardedLookup(policy: DestinationPolicy, port: number, loopbackOnly = false) {
   return function lookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, []);
       for (const a of addresses) {
-        const rule = policy.check(a.address, port);
+        const rule = policy.check(a.address, port) ?? (loopbackOnly && !isLoopback(a.address) ? TEST_GUARD : undefined);
         if (rule !== undefined) return callback(new ForbiddenDestinationError(rule, a.address), []);
       }
       if (addresses.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
@@ -43,3 +44,20 @@ export function guardedLookup(policy: DestinationPolicy, port: number) {
 export function checkLiteral(policy: DestinationPolicy, host: string, port: number): string | undefined {
   return net.isIP(host) ? policy.check(host, port) : undefined;
 }
+
+/**
+ * Under PROXYD_TEST_HOOKS=1 the proxy dials loopback only, whatever the policy says: the tests throw
+ * forbidden addresses at it, and if the policy had a hole the test must fail here, with no packet sent.
+ */
+export const TEST_GUARD = 'test-guard (PROXYD_TEST_HOOKS: loopback only)';
+
+export function isLoopback(address: string): boolean {
+  return inList(LOOPBACK_LIST, address);
+}
+
+/** For an IP-literal host under test hooks: refuse anything but loopback. */
+export function testGuard(testHooks: boolean, host: string): string | undefined {
+  return testHooks && net.isIP(host) !== 0 && !isLoopback(host) ? TEST_GUARD : undefined;
+}
+
+const LOOPBACK_LIST = rule('loopback', LOOPBACK).list;

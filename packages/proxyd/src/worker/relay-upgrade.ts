@@ -51,7 +51,7 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
     headers: withVia(withHost(endToEndHeaders(req.rawHeaders, KEEP_FOR_UPGRADE), url.host), ctx.viaToken),
     setHost: false,
     agent: false,
-    lookup: guardedLookup(ctx.destinations, port),
+    lookup: guardedLookup(ctx.destinations, port, ctx.testHooks),
   });
   const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
   upstream.on('upgrade', (upRes, upSocket, upHead) => {

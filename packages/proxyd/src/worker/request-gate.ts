@@ -8,7 +8,7 @@ import type http from 'node:http';
 import { portAllowed } from '../config/port-list.ts';
 import type { RefusalCode } from '../shared/refusals.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { checkLiteral } from './guarded-lookup.ts';
+import { checkLiteral, testGuard } from './guarded-lookup.ts';
 
 export type RequestKind = 'http' | 'connect' | 'upgrade';
 
@@ -58,7 +58,7 @@ export async function passGate(ctx: ServeContext, conn: ConnectionInfo, req: htt
     return refuse('BLOCKED_DOMAIN', `rule "${domainRule}"`);
   }
 
-  const addressRule = checkLiteral(ctx.destinations, host, port);
+  const addressRule = checkLiteral(ctx.destinations, host, port) ?? testGuard(ctx.testHooks, host);
   if (addressRule !== undefined) {
     stats.add('blocked');
     log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule: addressRule });

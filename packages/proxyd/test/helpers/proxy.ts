@@ -9,6 +9,11 @@ import { startProxy, type RunningProxy } from '../../src/primary/start-proxy.ts'
 
 export const BIN = new URL('../../bin/proxyd.js', import.meta.url).pathname;
 
+// Every proxy a test starts dials loopback only (worker/guarded-lookup.ts: TEST_GUARD), so a hole in
+// the destination policy fails a test instead of sending a packet anywhere. Also enables the
+// crash-a-worker hook.
+process.env.PROXYD_TEST_HOOKS = '1';
+
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'proxyd-test-'));
 }

@@ -88,6 +88,7 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
   const info = { id, client, address };
   connections.set(socket, info);
   socket.setNoDelay(true);
+  socket.allowHalfOpen = true; // a client's FIN ends its requests, not our answer (see proxy-server.ts)
   return new Promise((resolve) => {
     socket.once('close', () => {
       const up = socket.bytesRead;

@@ -15,6 +15,12 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
   stats.add('requests');
   const target = req.url ?? '';
 
+  if (req.httpVersionMajor !== 1) {
+    stats.add('badRequests');
+    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: `HTTP/${req.httpVersion}` });
+    res.shouldKeepAlive = false;
+    return refuseResponse(res, 'BAD_TARGET', 'only HTTP/1.0 and HTTP/1.1 are served');
+  }
   if (target.length > ctx.options.maxUrlBytes) {
     stats.add('badRequests');
     log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: `target longer than ${ctx.options.maxUrlBytes} bytes` });

@@ -35,6 +35,9 @@ export function createProxyServer(ctx: ServeContext): http.Server {
     },
   );
   server.on('connection', (socket: net.Socket) => idle.idle(socket));
+  // A client may half-close after its request (FIN) and still read the whole response. Node's http
+  // server keeps this switch as an instance property (not in @types/node); hostile.test.ts guards it.
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   // This server never listens: sockets arrive through emit('connection'). Node starts its connection
   // tracking (the headers timeout checks) on 'listening', so say it has.
   server.emit('listening');

@@ -18,6 +18,8 @@ export interface Origin {
   url(path: string): string;
   seen: SeenRequest[];
   connections: number;
+  /** Body bytes /bytes/N has handed to its sockets so far (what back-pressure must hold back). */
+  bytesServed: number;
   close(): Promise<void>;
 }
 
@@ -40,7 +42,7 @@ export function patternSha256(total: number): string {
   return hash.digest('hex');
 }
 
-function route(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+function route(origin: Origin, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
   const url = new URL(req.url ?? '/', 'http://origin');
   const [, first, arg] = url.pathname.split('/');
   switch (first) {
@@ -61,6 +63,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer
         while (left > 0) {
           const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
           left -= piece.length;
+          origin.bytesServed += piece.length;
           if (!res.write(piece)) return void res.once('drain', pump);
         }
         res.end();
@@ -81,6 +84,10 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer
       return void res.writeHead(Number(arg), { etag: '"v1"' }).end();
     case 'slow': // never answers
       return;
+    case 'reset': // headers and part of the body, then a reset
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
+      res.write('x'.repeat(1000));
+      return void setTimeout(() => res.socket?.resetAndDestroy(), 50);
     case 'hop': // answers with hop-by-hop headers that must not reach the client
       res.writeHead(200, { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': 'must not pass', 'keep-alive': 'timeout=5', 'x-end-to-end': 'passes' });
       return void res.end('ok');
@@ -91,7 +98,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer
 
 export async function startOrigin(): Promise<Origin> {
   const seen: SeenRequest[] = [];
-  const origin = { seen, connections: 0 } as Origin;
+  const origin = { seen, connections: 0, bytesServed: 0 } as Origin;
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -99,7 +106,7 @@ export async function startOrigin(): Promise<Origin> {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: body.length, bodySha256: sha256(body) });
-      route(req, res, body);
+      route(origin, req, res, body);
     });
   });
   // WebSocket-like upgrade: answer 101 and echo every byte back in upper case.

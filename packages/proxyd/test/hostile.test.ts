@@ -1,0 +1,190 @@
+// Hostile input: each case is followed by a normal request that must still succeed. The origin records
+// every request it receives, so a smuggled second request would show.
+import t, { type Test } from 'tap';
+import net from 'node:net';
+import { startOrigin } from './helpers/origin.ts';
+import { startTestProxy, eventually } from './helpers/proxy.ts';
+import { curl } from './helpers/curl.ts';
+import { exchange } from './helpers/raw.ts';
+
+const origin = await startOrigin();
+const proxy = await startTestProxy({ workers: 2, headersTimeoutMs: 1000, maxClients: 2000, maxWaiting: 2000 });
+t.teardown(async () => {
+  await proxy.close(1000);
+  await origin.close();
+});
+const port = proxy.address.port;
+const host = `127.0.0.1:${origin.port}`;
+
+async function stillServes(t: Test, what: string): Promise<void> {
+  const r = await curl(['--proxy', proxy.url, origin.url('/hello')]);
+  t.equal(r.status, 200, `after ${what}: a normal request is served`);
+}
+
+t.test('malformed request lines and garbage bytes get 400 and a close', async (t) => {
+  const inputs = [
+    'GARBAGE\r\n\r\n',
+    '\x00\x01\x02\x03\xff\xfe\r\n\r\n',
+    'GET  HTTP/1.1\r\n\r\n',
+    `GET http://${host}/hello HTTP/9.9\r\n\r\n`,
+    `GET http://${host}/hello\r\n\r\n`,
+    `GET http://${host}/hello HTTP/1.1\r\nNo-Colon-Header\r\n\r\n`,
+    `GET http://${host}/hello HTTP/1.1\r\nHost: a\r\n Folded: continuation\r\n\r\n`,
+  ];
+  for (const input of inputs) {
+    const { text, closedByPeer } = await exchange(port, input);
+    t.match(text, /^HTTP\/1\.1 400 /, `${JSON.stringify(input.slice(0, 40))} → 400`);
+    t.ok(closedByPeer, 'and the connection is closed');
+  }
+  await stillServes(t, 'garbage');
+});
+
+t.test('a Connection header naming other headers, hop-by-hop and duplicated ones (CVE-2023-49606 shape)', async (t) => {
+  const body = 'exactly this body';
+  const { text } = await exchange(
+    port,
+    `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nConnection: X-A, x-a, Keep-Alive, keep-alive, Content-Length, Host, Connection, TE\r\n` +
+      `Connection: close, X-B\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nKeep-Alive: timeout=1\r\nTE: trailers\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  t.match(text, /^HTTP\/1\.1 200 /);
+  t.ok(text.includes(body), 'the echoed body came back');
+  const seen = origin.seen.at(-1)!;
+  t.equal(seen.bodySha256, (await import('./helpers/origin.ts')).sha256(body));
+  t.equal(seen.headers['x-a'], undefined, 'X-A (named) dropped');
+  t.equal(seen.headers['x-b'], undefined, 'X-B (named in a second Connection header) dropped');
+  t.equal(seen.headers['x-c'], '3', 'X-C (not named) forwarded');
+  t.equal(seen.headers.host, host, 'Host is set from the URL even when named');
+  await stillServes(t, 'Connection naming headers');
+});
+
+t.test('an oversized request line or head: 414 / 431, with the limits configurable', async (t) => {
+  const long = await exchange(port, `GET http://${host}/${'a'.repeat(10_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  t.match(long.text, /^HTTP\/1\.1 414 /, 'a 10 KB target → 414 (--max-url-length 8192)');
+  const huge = await exchange(port, `GET http://${host}/${'a'.repeat(40_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  t.match(huge.text, /^HTTP\/1\.1 431 /, 'a 40 KB request line → 431 (--max-header-size 16384)');
+  const bigHeader = await exchange(port, `GET http://${host}/hello HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`);
+  t.match(bigHeader.text, /^HTTP\/1\.1 431 /, 'a 20 KB header → 431');
+  const many = Array.from({ length: 5000 }, (_, i) => `X-H${i}: v`).join('\r\n');
+  const thousands = await exchange(port, `GET http://${host}/hello HTTP/1.1\r\nHost: x\r\n${many}\r\n\r\n`);
+  t.match(thousands.text, /^HTTP\/1\.1 431 /, '5000 headers → 431');
+  await stillServes(t, 'oversized heads');
+});
+
+t.test('request smuggling shapes are refused; the origin never sees a second request', async (t) => {
+  const smuggled = `GET /smuggled HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+  const chunkedSmuggle = `0\r\n\r\n${smuggled}`;
+  const cases: [string, string][] = [
+    ['invalid Content-Length', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: abc\r\n\r\nxyz`],
+    ['duplicated Content-Length, different values', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 5\r\nContent-Length: ${5 + smuggled.length}\r\n\r\nhello${smuggled}`],
+    ['Content-Length with Transfer-Encoding', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${chunkedSmuggle.length}\r\nTransfer-Encoding: chunked\r\n\r\n${chunkedSmuggle}`],
+    ['Transfer-Encoding: chunked, then identity', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n${chunkedSmuggle}`],
+    ['obfuscated Transfer-Encoding: xchunked', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\nabc`],
+    ['Transfer-Encoding with a space before the colon', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding : chunked\r\n\r\n${chunkedSmuggle}`],
+    ['invalid chunk size', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n`],
+    ['chunk size overflow', `POST http://${host}/echo HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n`],
+  ];
+  for (const [what, input] of cases) {
+    const { text } = await exchange(port, input, 3000);
+    t.match(text, /^HTTP\/1\.1 (400|501) /, `${what} → refused`);
+  }
+  await stillServes(t, 'smuggling attempts');
+  t.equal(origin.seen.filter((r) => r.url === '/smuggled').length, 0, 'the origin never received a smuggled request');
+});
+
+t.test('absolute URIs with user-info are refused', async (t) => {
+  // curl would move user:secret into an Authorization header; send the URI as it is.
+  const { text } = await exchange(port, `GET http://user:secret@${host}/hello HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  t.match(text, /^HTTP\/1\.1 400 /);
+  t.match(text, /user name or password/);
+  t.equal(origin.seen.filter((r) => r.headers.authorization !== undefined).length, 0, 'nothing was forwarded');
+});
+
+t.test('slowloris: hundreds of connections dribbling a header byte at a time; a normal client is served quickly', async (t) => {
+  const slow: net.Socket[] = [];
+  let closed = 0;
+  for (let i = 0; i < 200; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.on('close', () => closed++);
+    s.resume(); // read the 408 and the FIN
+    slow.push(s);
+  }
+  const head = `GET http://${host}/hello HTTP/1.1\r\nHost: x\r\nX-Slow: `;
+  let sent = 0;
+  const dribble = setInterval(() => {
+    for (const s of slow) if (!s.destroyed) s.write(head[sent % head.length]!);
+    sent++;
+  }, 250);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const started = Date.now();
+    const r = await curl(['--proxy', proxy.url, origin.url('/hello')]);
+    t.equal(r.status, 200);
+    t.ok(Date.now() - started < 2000, `a normal client was served in ${Date.now() - started} ms`);
+    await eventually(() => closed === 200, `the header timeout closed every slow connection (${closed} closed, active ${proxy.shared.stats.get('active')}, bad ${proxy.shared.stats.get('badRequests')})`, 10_000);
+    t.pass('all 200 closed by --headers-timeout (1 s here)');
+  } finally {
+    clearInterval(dribble);
+    for (const s of slow) s.destroy();
+  }
+});
+
+t.test('a thousand idle connections: a normal client is still served', async (t) => {
+  const idle: net.Socket[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    idle.push(s);
+  }
+  await eventually(() => proxy.shared.stats.get('active') >= 1000, '1000 connections admitted', 15_000);
+  const started = Date.now();
+  const r = await curl(['--proxy', proxy.url, origin.url('/hello')]);
+  t.equal(r.status, 200);
+  t.ok(Date.now() - started < 2000, `served in ${Date.now() - started} ms beside 1000 idle connections`);
+  for (const s of idle) s.destroy();
+  await eventually(() => proxy.shared.stats.get('active') === 0, 'all released', 15_000);
+});
+
+t.test('a client that reads very slowly: back-pressure holds the origin back, nothing piles up', async (t) => {
+  const before = origin.bytesServed;
+  const size = 256 * 1024 * 1024;
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(`GET ${origin.url(`/bytes/${size}`)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  let received = 0;
+  socket.on('data', (d: Buffer) => {
+    received += d.length;
+    socket.pause();
+    setTimeout(() => socket.resume(), 50); // about 64 KB every 50 ms at most
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  const served = origin.bytesServed - before;
+  socket.destroy();
+  t.ok(received > 0, `the client read ${(received / 1e6).toFixed(1)} MB`);
+  t.ok(served < received + 32 * 1024 * 1024, `the origin was held to ${(served / 1e6).toFixed(1)} MB of ${size / 1e6} MB (socket buffers, not the whole body)`);
+  await stillServes(t, 'a slow reader');
+});
+
+t.test('a client that half-closes after its request still receives the whole response', async (t) => {
+  const size = 2 * 1024 * 1024;
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  let bytes = 0;
+  let head = '';
+  socket.on('data', (d: Buffer) => {
+    if (!head.includes('\r\n\r\n')) head += d.toString('latin1');
+    bytes += d.length;
+  });
+  socket.write(`GET ${origin.url(`/bytes/${size}`)} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  socket.end(); // FIN right after the request
+  await new Promise((r) => socket.once('close', r));
+  t.match(head, /^HTTP\/1\.1 200 /);
+  const headLength = head.indexOf('\r\n\r\n') + 4;
+  t.equal(bytes - headLength, size, 'every body byte arrived after our FIN');
+});
+
+t.test('an upstream that resets mid-response: the client connection is cut, not hung; others go on', async (t) => {
+  const r = await curl(['--proxy', proxy.url, origin.url('/reset')], 10_000);
+  t.not(r.code, 0, `curl reports the cut response (exit ${r.code})`);
+  t.not(r.code, 28, 'not a timeout: the proxy passed the reset on');
+  await stillServes(t, 'an upstream reset');
+});

@@ -188,3 +188,19 @@ t.test('an upstream that resets mid-response: the client connection is cut, not 
   t.not(r.code, 28, 'not a timeout: the proxy passed the reset on');
   await stillServes(t, 'an upstream reset');
 });
+
+// Regression (found by fuzz.test.ts): pipeline() threw "Cannot pipe to a closed or destroyed stream"
+// when the client had gone before the origin answered, and the uncaught error ended the worker thread
+// with every connection on it.
+t.test('a client that leaves before the origin answers does not take its worker down', async (t) => {
+  const before = proxy.shared.stats.get('workerErrors');
+  for (let i = 0; i < 20; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write(`GET ${origin.url('/delay/100')} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    setTimeout(() => s.destroy(), 20);
+  }
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(proxy.shared.stats.get('workerErrors'), before, 'no worker died');
+  await stillServes(t, 'clients leaving early');
+});

@@ -65,6 +65,13 @@ export function init(data: ServeInit): void {
   };
   server = createProxyServer(ctx);
   ctx.shared.stats.add('workersStarted', 1);
+  // A bug that escapes every handler ends this thread (its state can no longer be trusted); the pool
+  // starts a new one and the primary gives back the permits of the connections it held. Say why first.
+  const shared = ctx.shared;
+  process.on('uncaughtException', (err) => {
+    shared.log.write({ event: 'worker-crash', level: 'error', error: err.stack ?? String(err) });
+    process.exit(1);
+  });
   // SIGHUP in the primary re-reads the blocklist and broadcasts it to every serving thread.
   const channel = new BroadcastChannel(POLICY_CHANNEL);
   channel.unref();

@@ -63,6 +63,7 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
 
 function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, host: string, port: number): void {
   const { stats, log } = ctx.shared;
+  if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
   const target = req.url ?? '';
   const started = performance.now();
   const headers = withVia(withHost(endToEndHeaders(req.rawHeaders), url.host), ctx.viaToken);
@@ -85,6 +86,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
   upstream.on('response', (upRes) => {
     clearTimeout(timer);
     status = upRes.statusCode ?? 502;
+    if (res.destroyed) return void upRes.destroy(); // the client left before the answer came
     // Clients are queued for a permit: end this connection after the response and let one in.
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
     res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders), ctx.viaToken));

@@ -27,8 +27,8 @@ export class IdleConnections {
   }
 
   /** A connection arrived or finished a response: idle from now. */
-  idle(socket: net.Socket): void {
-    if (socket.destroyed) return;
+  idle(socket: net.Socket | null): void {
+    if (!socket || socket.destroyed) return;
     if (!this.#idleSince.has(socket)) socket.once('close', () => this.#idleSince.delete(socket));
     this.#idleSince.set(socket, performance.now());
   }

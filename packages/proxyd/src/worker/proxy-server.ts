@@ -29,8 +29,9 @@ export function createProxyServer(ctx: ServeContext): http.Server {
       connectionsCheckingInterval: Math.min(1000, ctx.options.headersTimeoutMs),
     },
     (req, res) => {
-      idle.busy(req.socket);
-      res.once('finish', () => idle.idle(req.socket));
+      const socket = req.socket; // captured: by 'finish' the response may have let go of it
+      idle.busy(socket);
+      res.once('finish', () => idle.idle(socket));
       forwardHttp(ctx, infoOf(req.socket), req, res);
     },
   );

@@ -82,6 +82,8 @@ function route(origin: Origin, req: http.IncomingMessage, res: http.ServerRespon
     }
     case 'status':
       return void res.writeHead(Number(arg), { etag: '"v1"' }).end();
+    case 'delay': // answers after N ms
+      return void setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('late\n'), Number(arg));
     case 'slow': // never answers
       return;
     case 'reset': // headers and part of the body, then a reset

@@ -74,7 +74,8 @@ t.test(`random and mutated requests for ${DURATION_MS} ms (seed ${seed})`, async
   );
   t.comment(`${sent} inputs sent`);
   t.ok(sent > 100, 'the fuzzer really ran');
-  t.equal(proxy.shared.stats.get('workerErrors'), 0, 'no worker thread died');
+  t.equal(proxy.shared.stats.get('workerErrors'), 0, 'no connection was lost to a dying worker');
+  t.equal(proxy.shared.stats.get('workersStarted'), 2, 'no worker thread died and had to be replaced');
   await eventually(() => proxy.shared.semaphore.held === 0, 'every permit came back', 10_000);
   const r = await curl(['--proxy', proxy.url, origin.url('/hello')]);
   t.equal(r.status, 200, 'a normal request is still served');

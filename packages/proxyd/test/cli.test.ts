@@ -67,25 +67,24 @@ t.test('SIGTERM: stop accepting, finish, flush every log record, exit 0', async 
   t.match(proxy.stdout(), /SIGTERM: draining/);
 });
 
-t.test('SIGTERM with a connection still open: closed at the grace deadline, still exit 0', async (t) => {
+t.test('SIGTERM with a tunnel still open: closed at the grace deadline, logged, still exit 0', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '1', '--shutdown-grace', '300ms']);
+  const proxy = await startCliProxy(['--workers', '1', '--shutdown-grace', '300ms', '--connect-ports', '1-65535']);
   t.teardown(() => proxy.stop('SIGKILL'));
-  const net = await import('node:net');
-  const holder = net.connect(proxy.port, '127.0.0.1');
-  holder.on('error', () => {});
-  let answer = '';
-  holder.on('data', (d) => (answer += d));
-  holder.write(`GET ${origin.url('/hello')} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`); // keep-alive: stays open
-  await eventually(() => answer.includes('hello from origin'), 'the request was answered');
+  const { openTunnelClient } = await import('./helpers/tunnel-client.ts');
+  const holder = openTunnelClient(proxy.port, `127.0.0.1:${origin.port}`, 'holder');
+  await eventually(() => holder.head !== undefined, 'the tunnel is open');
+  t.match(holder.head, /200 Connection Established/);
   const started = Date.now();
   const code = await proxy.stop('SIGTERM');
   t.equal(code, 0);
   t.ok(Date.now() - started < 10_000, 'did not wait past the grace period');
-  const stopped = readLog(proxy.logFile).find((r) => r.event === 'stopped');
-  t.equal(stopped?.closedAtDeadline, 1, `one connection was closed at the deadline, and counted: ${JSON.stringify(stopped)}`);
-  holder.destroy();
+  const records = readLog(proxy.logFile);
+  const stopped = records.find((r) => r.event === 'stopped');
+  t.equal(stopped?.closedAtDeadline, 1, 'one connection was closed at the deadline, and counted');
+  t.ok(records.some((r) => r.event === 'tunnel' && r.target === `127.0.0.1:${origin.port}`), 'the tunnel closed at the deadline is in the log');
+  holder.socket.destroy();
 });
 
 t.test('SIGHUP reloads the blocklist through the CLI', async (t) => {

@@ -3,7 +3,7 @@ import t from 'tap';
 import net from 'node:net';
 import { startTlsOrigin } from './helpers/tls-origin.ts';
 import { startEchoServer } from './helpers/origin.ts';
-import { startTestProxy, readLog } from './helpers/proxy.ts';
+import { startTestProxy, readLog, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 
 const tls = await startTlsOrigin();
@@ -100,6 +100,7 @@ t.test('a tunnel relays a large transfer both ways with back-pressure', async (t
 });
 
 t.test('tunnels are logged with bytes each way', async (t) => {
+  await eventually(() => proxy.shared.stats.get('tunnels') === 0, 'every tunnel closed');
   await proxy.close(1000);
   const tunnels = readLog(proxy.logFile).filter((r) => r.event === 'tunnel');
   t.ok(tunnels.length >= 3, `${tunnels.length} tunnels logged`);

@@ -15,7 +15,7 @@ import { formatPortList } from '../config/port-list.ts';
 import { parseBlocklist } from '../policy/blocklist.ts';
 import { createClientAcl, type ClientAcl } from '../policy/client-acl.ts';
 import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
-import { POLICY_CHANNEL, type PolicyUpdate } from '../shared/policy-channel.ts';
+import { POLICY_CHANNEL, type CloseAll, type PolicyUpdate } from '../shared/policy-channel.ts';
 import { rawRefusal } from '../shared/refusals.ts';
 import { createSharedState, type SharedState } from '../shared/shared-state.ts';
 import { admit } from './admission.ts';
@@ -182,7 +182,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       try {
         const next = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
         const nextUsers = options.authFile ? await loadUsers(options.authFile) : undefined;
-        policy.postMessage({ blocklist: next.rules, users: nextUsers ? [...nextUsers] : undefined } satisfies PolicyUpdate);
+        policy.postMessage({ type: 'policy', blocklist: next.rules, users: nextUsers ? [...nextUsers] : undefined } satisfies PolicyUpdate);
         log.write({ event: 'reload', blocklist: options.blocklistFile ?? 'none', domains: next.rules.length, users: nextUsers?.size });
       } catch (err) {
         log.write({ event: 'reload-failed', level: 'error', error: (err as Error).message, kept: 'the previous blocklist and users' });
@@ -196,7 +196,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         const deadline = Date.now() + graceMs;
         while (semaphore.held > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         const closedAtDeadline = semaphore.held;
-        await serving!.close(); // ends worker threads, and with them any connection still open
+        if (closedAtDeadline > 0) {
+          // Past the grace period: the workers close what is left, so that each connection still ends
+          // (and is logged) in its own thread before the threads go.
+          policy.postMessage({ type: 'close-all' } satisfies CloseAll);
+          const hardDeadline = Date.now() + 2000;
+          while (semaphore.held > 0 && Date.now() < hardDeadline) await new Promise((r) => setTimeout(r, 10));
+        }
+        await serving!.close(); // ends the worker threads
         await stopped;
         log.write({ event: 'stopped', closedAtDeadline, accepted: stats.get('accepted'), requests: stats.get('requests') });
         policy.close();

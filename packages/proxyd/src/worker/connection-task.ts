@@ -13,7 +13,7 @@ import type { ProxyOptions } from '../config/options.ts';
 import { blocklistOf } from '../policy/blocklist.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState, type SharedBuffers } from '../shared/shared-state.ts';
-import { POLICY_CHANNEL, type PolicyUpdate } from '../shared/policy-channel.ts';
+import { POLICY_CHANNEL, type ChannelMessage } from '../shared/policy-channel.ts';
 import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
 import { ProxyAuth } from './proxy-auth.ts';
@@ -48,6 +48,8 @@ export interface ConnectionSummary {
 
 let ctx: ServeContext | undefined;
 let server: http.Server | undefined;
+/** Client sockets this thread serves now. */
+const openSockets = new Set<net.Socket>();
 
 /** Set this thread up to serve. Runs once per thread (Piscina workers call it at load). */
 export function init(data: ServeInit): void {
@@ -77,7 +79,11 @@ export function init(data: ServeInit): void {
   channel.unref();
   const context = ctx;
   channel.onmessage = (message) => {
-    const update = (message as { data: PolicyUpdate }).data;
+    const update = (message as { data: ChannelMessage }).data;
+    if (update.type === 'close-all') {
+      for (const socket of openSockets) socket.destroy(); // their close handlers log and release
+      return;
+    }
     context.blocklist = blocklistOf(update.blocklist);
     if (update.users) context.auth.setUsers(new Map(update.users));
     context.shared.log.write({ event: 'policy-applied', level: 'debug', domains: update.blocklist.length, users: update.users?.length });
@@ -96,8 +102,10 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
   connections.set(socket, info);
   socket.setNoDelay(true);
   socket.allowHalfOpen = true; // a client's FIN ends its requests, not our answer (see proxy-server.ts)
+  openSockets.add(socket);
   return new Promise((resolve) => {
     socket.once('close', () => {
+      openSockets.delete(socket);
       const up = socket.bytesRead;
       const down = socket.bytesWritten;
       shared.stats.add('bytesUp', up);

@@ -1,69 +1,47 @@
 /**
- * proxyd's command line: parse and validate every flag (a bad value is one line and exit 2), start the
- * proxy, print where it listens, and turn signals into actions: SIGTERM/SIGINT drain and exit 0,
- * SIGHUP reloads the blocklist.
+ * proxyd's command line. `proxyd [options]` runs the proxy; `proxyd check-config [--config FILE]`
+ * validates and prints the effective configuration. Options come from three layers: defaults < the
+ * config file (--config) < flags. A bad value anywhere is one line and exit 2, before anything starts.
+ * Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config file, the blocklist and the auth
+ * file, applies what can change live and says what needs a restart.
  */
-import os from 'node:os';
-import net from 'node:net';
-import yargs from 'yargs';
-import { DEFAULTS, LOG_LEVELS, type LogLevel, type ProxyOptions } from './config/options.ts';
-import { formatDuration, parseDuration } from './config/duration.ts';
-import { formatPortList, parsePortList } from './config/port-list.ts';
+import yargs, { type Argv } from 'yargs';
+import { loadConfigFile } from './config/config-file.ts';
+import { formatDuration } from './config/duration.ts';
+import { FLAG_NAMES, FLAGS, type FlagName, type RawOptions } from './config/flags.ts';
+import type { ProxyOptions } from './config/options.ts';
+import { OptionError, resolveOptions, toOptions } from './config/to-options.ts';
+import { defaultRaw } from './config/flags.ts';
 import { startProxy } from './primary/start-proxy.ts';
-import { addCidr } from './policy/address-rules.ts';
 
-const DEFAULT_WORKERS = Math.max(1, Math.min(os.availableParallelism(), 8));
-
-class UsageError extends Error {}
-
-function wholeNumber(name: string, min: number, max: number) {
-  return (value: unknown): number => {
-    const n = Number(value);
-    if (value === '' || !Number.isInteger(n) || n < min || n > max) {
-      throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${String(value)}"`);
-    }
-    return n;
-  };
+function addOptions(y: Argv): Argv {
+  let out = y.option('config', { type: 'string', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' });
+  for (const name of FLAG_NAMES) {
+    const f = FLAGS[name];
+    const shown = 'defaultDescription' in f ? f.defaultDescription : f.default === undefined ? undefined : JSON.stringify(f.default);
+    out = out.option(name, {
+      type: 'string',
+      array: f.kind === 'list',
+      describe: `${f.describe}${f.live ? '' : ' [restart to change]'}`,
+      ...(shown !== undefined ? { defaultDescription: shown } : {}),
+      ...('choices' in f ? { choices: f.choices as readonly string[] as string[] } : {}),
+    });
+  }
+  return out;
 }
 
-function duration(name: string) {
-  return (value: unknown): number => {
-    try {
-      return parseDuration(String(value), `--${name}`);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  };
-}
-
-export function buildParser(argv: string[]) {
-  return yargs(argv)
-    .scriptName('proxyd')
-    .usage('proxyd [options]\n\nA forward HTTP/HTTPS proxy: a primary thread accepts, a semaphore admits, worker threads serve.\nDurations take 500ms, 30s, 2m, 1h (a bare number is seconds).')
-    .option('host', { type: 'string', default: DEFAULTS.host, describe: 'address to listen on (0.0.0.0 or :: for every interface)' })
-    .option('port', { type: 'string', default: String(DEFAULTS.port), describe: 'port to listen on (0: any free port)' })
-    .option('workers', { type: 'string', default: String(DEFAULT_WORKERS), describe: 'worker threads serving connections (0: serve on the primary thread)', defaultDescription: `${DEFAULT_WORKERS} (this machine's CPUs, at most 8)` })
-    .option('max-clients', { type: 'string', default: String(DEFAULTS.maxClients), describe: 'connections served at once (semaphore permits); the rest wait in a FIFO queue' })
-    .option('max-waiting', { type: 'string', default: String(DEFAULTS.maxWaiting), describe: 'connections that may wait for a permit; more are answered 503 at once' })
-    .option('queue-timeout', { type: 'string', default: formatDuration(DEFAULTS.queueTimeoutMs), describe: 'longest wait for a permit before 503 Service Unavailable' })
-    .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULTS.idleTimeoutMs), describe: 'close a connection or tunnel with no bytes either way for this long, releasing its permit' })
-    .option('upstream-timeout', { type: 'string', default: formatDuration(DEFAULTS.upstreamTimeoutMs), describe: 'no response (or CONNECT connection) from the destination within this: 504' })
-    .option('headers-timeout', { type: 'string', default: formatDuration(DEFAULTS.headersTimeoutMs), describe: "a request's line and headers must arrive within this, or 408 (slow-header attacks)" })
-    .option('connect-ports', { type: 'string', default: formatPortList(DEFAULTS.connectPorts), describe: 'ports CONNECT may reach: a list with ranges, e.g. 443,8443,9000-9099' })
-    .option('blocked-http-ports', { type: 'string', default: formatPortList(DEFAULTS.blockedHttpPorts), describe: 'ports plain HTTP may not reach (mail, ssh, …); "none" allows every port' })
-    .option('allow-client', { type: 'string', array: true, default: [] as string[], describe: 'also let these clients in (repeatable CIDR, e.g. 203.0.113.7/32); "any" lets everyone in. Default: loopback and private ranges only', defaultDescription: 'loopback + private ranges' })
-    .option('allow-dest', { type: 'string', array: true, default: [] as string[], describe: 'let the proxy reach these loopback ranges (repeatable CIDR, e.g. 127.0.0.0/8); link-local and cloud metadata addresses stay forbidden', defaultDescription: 'none' })
-    .option('auth-file', { type: 'string', describe: 'htpasswd file (bcrypt, e.g. htpasswd -B); every request then needs Proxy-Authorization, from any address; SIGHUP reloads it' })
-    .option('auth-realm', { type: 'string', default: DEFAULTS.authRealm, describe: 'realm named in the 407 Proxy-Authenticate header' })
-    .option('tls-cert', { type: 'string', describe: 'PEM certificate: the listener speaks TLS (clients use an https:// proxy URL); needs --tls-key' })
-    .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
-    .option('max-header-size', { type: 'string', default: String(DEFAULTS.maxHeaderBytes), describe: 'largest request head (request line + headers) in bytes, or 431' })
-    .option('max-url-length', { type: 'string', default: String(DEFAULTS.maxUrlBytes), describe: 'longest request target in bytes, or 414' })
-    .option('blocklist', { type: 'string', describe: 'file of blocked domains, one per line (# comments); each blocks its subdomains; SIGHUP reloads it' })
-    .option('log-file', { type: 'string', default: DEFAULTS.logFile, describe: 'JSON-lines log file (readable lines also go to stdout)' })
-    .option('log-level', { type: 'string', default: DEFAULTS.logLevel, choices: LOG_LEVELS as string[], describe: 'least severe events logged (debug adds accept/admit/close of every connection)' })
-    .option('shutdown-grace', { type: 'string', default: formatDuration(DEFAULTS.shutdownGraceMs), describe: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed' })
-    .option('status-interval', { type: 'string', default: formatDuration(DEFAULTS.statusIntervalMs), describe: 'status line (active, waiting, totals) this often while busy; 0 turns it off' })
+export function buildParser(argv: string[]): Argv {
+  return addOptions(
+    yargs(argv)
+      .scriptName('proxyd')
+      .usage(
+        'proxyd [options]\nproxyd check-config [--config FILE] [options]\n\n' +
+          'A forward HTTP/HTTPS proxy: a primary thread accepts, a semaphore admits, worker threads serve.\n' +
+          'Durations take 500ms, 30s, 2m, 1h (a bare number is seconds).',
+      )
+      .command('$0', 'run the proxy')
+      .command('check-config', 'validate the configuration and print the effective options as JSON'),
+  )
     .strict()
     .help()
     .alias('help', 'h')
@@ -71,64 +49,29 @@ export function buildParser(argv: string[]) {
     .wrap(Math.min(110, process.stdout.columns || 110));
 }
 
-/** Turn parsed flags into validated options; throws UsageError with one line. */
-export function toOptions(args: Record<string, unknown>): ProxyOptions {
-  const port = wholeNumber('port', 0, 65535)(args.port);
-  let connectPorts;
-  try {
-    connectPorts = parsePortList(String(args['connect-ports']), '--connect-ports');
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+/** The flags given explicitly on the command line, as raw values. */
+function explicitFlags(args: Record<string, unknown>): RawOptions {
+  const raw: RawOptions = {};
+  for (const name of FLAG_NAMES) {
+    const v = args[name];
+    if (v === undefined) continue;
+    raw[name] = Array.isArray(v) ? v.map(String) : String(v);
   }
-  let blockedHttpPorts;
-  try {
-    blockedHttpPorts = String(args['blocked-http-ports']) === 'none' ? [] : parsePortList(String(args['blocked-http-ports']), '--blocked-http-ports');
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const cidrs = (name: string): string[] => {
-    const list = (args[name] as unknown[] | undefined ?? []).flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter((v) => v !== '');
-    for (const cidr of list) {
-      if (name === 'allow-client' && cidr.toLowerCase() === 'any') continue;
-      try {
-        addCidr(new net.BlockList(), cidr, `--${name}`);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
+  return raw;
+}
+
+/** Defaults < config file < flags. Errors name the file and the key, or the flag. */
+export function effectiveOptions(configFile: string | undefined, flags: RawOptions): ProxyOptions {
+  let fileRaw: RawOptions = {};
+  if (configFile) {
+    fileRaw = loadConfigFile(configFile);
+    try {
+      toOptions({ ...defaultRaw(), ...fileRaw }); // the file on its own must make sense
+    } catch (err) {
+      throw new OptionError(`config ${configFile}: ${(err as Error).message.replace(/^--([\w-]+)/, 'key "$1"')}`);
     }
-    return list;
-  };
-  if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
-  const host = String(args.host);
-  if (host === '') throw new UsageError('--host must not be empty');
-  const statusIntervalMs = String(args['status-interval']) === '0' ? 0 : duration('status-interval')(args['status-interval']);
-  return {
-    host,
-    port,
-    workers: wholeNumber('workers', 0, 256)(args.workers),
-    maxClients: wholeNumber('max-clients', 1, 100_000)(args['max-clients']),
-    maxWaiting: wholeNumber('max-waiting', 0, 1_000_000)(args['max-waiting']),
-    queueTimeoutMs: duration('queue-timeout')(args['queue-timeout']),
-    idleTimeoutMs: duration('idle-timeout')(args['idle-timeout']),
-    upstreamTimeoutMs: duration('upstream-timeout')(args['upstream-timeout']),
-    headersTimeoutMs: duration('headers-timeout')(args['headers-timeout']),
-    connectPorts,
-    blockedHttpPorts,
-    allowClient: cidrs('allow-client'),
-    allowDest: cidrs('allow-dest'),
-    authFile: args['auth-file'] === undefined ? undefined : String(args['auth-file']),
-    authRealm: String(args['auth-realm']).replace(/["\\]/g, ''),
-    tlsCert: args['tls-cert'] === undefined ? undefined : String(args['tls-cert']),
-    tlsKey: args['tls-key'] === undefined ? undefined : String(args['tls-key']),
-    maxHeaderBytes: wholeNumber('max-header-size', 1024, 1024 * 1024)(args['max-header-size']),
-    maxUrlBytes: wholeNumber('max-url-length', 64, 1024 * 1024)(args['max-url-length']),
-    blocklistFile: args.blocklist === undefined ? undefined : String(args.blocklist),
-    logFile: String(args['log-file']),
-    logLevel: String(args['log-level']) as LogLevel,
-    shutdownGraceMs: duration('shutdown-grace')(args['shutdown-grace']),
-    statusIntervalMs,
-    logRingBytes: DEFAULTS.logRingBytes,
-  };
+  }
+  return resolveOptions(fileRaw, flags);
 }
 
 function fail(message: string): never {
@@ -139,12 +82,20 @@ function fail(message: string): never {
 export async function main(argv: string[]): Promise<void> {
   const parser = buildParser(argv).fail((msg, err) => fail(err?.message ?? msg));
   const args = (await parser.parseAsync()) as Record<string, unknown>;
+  const command = (args._ as unknown[])[0];
+  const configFile = args.config === undefined ? undefined : String(args.config);
+  const flags = explicitFlags(args);
   let options: ProxyOptions;
   try {
-    options = toOptions(args);
+    options = effectiveOptions(configFile, flags);
   } catch (err) {
-    if (err instanceof UsageError) fail(err.message);
+    if (err instanceof OptionError) fail(err.message);
     throw err;
+  }
+  if (command === 'check-config') {
+    process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
+    process.stdout.write(`proxyd: configuration OK${configFile ? ` (${configFile} + flags)` : ' (defaults + flags)'}\n`);
+    return;
   }
 
   let proxy;
@@ -157,7 +108,6 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${options.host}: no such address on this machine`);
     fail(e.message);
   }
-
   const { address } = proxy;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const scheme = options.tlsCert ? 'https' : 'http';
@@ -173,14 +123,25 @@ export async function main(argv: string[]): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(options.shutdownGraceMs)})\n`);
+    process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
     void proxy.close().then(({ closedAtDeadline }) => {
       process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${closedAtDeadline} connections closed at the deadline)` : ''}\n`);
       process.exitCode = 0;
       setTimeout(() => process.exit(0), 100).unref();
     });
   };
+  const reload = () => {
+    let next: ProxyOptions;
+    try {
+      next = effectiveOptions(configFile, flags); // flags still win over the file
+    } catch (err) {
+      return void proxy.reloadFailed((err as Error).message);
+    }
+    void proxy.reload(next);
+  };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void proxy.reload());
+  process.on('SIGHUP', reload);
 }
+
+export type { FlagName };

@@ -45,6 +45,10 @@ export interface ProxyOptions {
   logFile: string;
   /** Least severe level written: error, warn, info, debug. */
   logLevel: LogLevel;
+  /** Rotate the log file at this size (0: never). */
+  logMaxBytes: number;
+  /** Rotated files kept. */
+  logMaxFiles: number;
   /** How long SIGTERM waits for open connections before closing them. */
   shutdownGraceMs: number;
   /** Interval of the status line while busy (0: never). */
@@ -79,6 +83,8 @@ export const DEFAULTS: ProxyOptions = {
   blocklistFile: undefined,
   logFile: 'proxy.log',
   logLevel: 'info',
+  logMaxBytes: 100 * 1024 * 1024,
+  logMaxFiles: 10,
   shutdownGraceMs: 10_000,
   statusIntervalMs: 5_000,
   logRingBytes: 4 * 1024 * 1024,

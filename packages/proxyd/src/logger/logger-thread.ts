@@ -20,6 +20,8 @@ export interface LoggerInit {
   stats: SharedArrayBuffer;
   logFile: string;
   logLevel: string;
+  logMaxBytes: number;
+  logMaxFiles: number;
   statusIntervalMs: number;
 }
 
@@ -33,7 +35,12 @@ const RECORD = Symbol.for('proxyd.record');
 const logger = winston.createLogger({
   level: init.logLevel,
   transports: [
-    new winston.transports.File({ filename: init.logFile, format: winston.format.printf((info) => JSON.stringify(info[RECORD])) }),
+    new winston.transports.File({
+      filename: init.logFile,
+      format: winston.format.printf((info) => JSON.stringify(info[RECORD])),
+      // Rotation: proxy.log is always the newest; full files move to proxy.log1 … proxy.logN (oldest dropped).
+      ...(init.logMaxBytes > 0 ? { maxsize: init.logMaxBytes, maxFiles: init.logMaxFiles, tailable: true } : {}),
+    }),
     new winston.transports.Console({ format: winston.format.printf((info) => readableLine(info[RECORD] as Record<string, unknown>)) }),
   ],
 });
@@ -113,8 +120,12 @@ async function flushAndClose(): Promise<void> {
   parentPort!.close();
 }
 
-parentPort!.on('message', (message: { type: string }) => {
+parentPort!.on('message', (message: { type: string; level?: string }) => {
   if (message.type === 'flush') void flushAndClose();
+  if (message.type === 'level' && message.level) {
+    logger.level = message.level;
+    for (const transport of logger.transports) transport.level = message.level;
+  }
 });
 
 void drainLoop();

@@ -6,6 +6,8 @@ import type { SharedState } from '../shared/shared-state.ts';
 const LOGGER_FILE = new URL('../logger/logger-thread.ts', import.meta.url);
 
 export interface LoggerThread {
+  /** Change the least severe level written (SIGHUP). */
+  setLevel(level: string): void;
   /** Drain every record, close the log file, end the thread. */
   flush(timeoutMs?: number): Promise<{ written: number; dropped: number } | undefined>;
 }
@@ -18,11 +20,16 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
       stats: shared.buffers.stats,
       logFile: options.logFile,
       logLevel: options.logLevel,
+      logMaxBytes: options.logMaxBytes,
+      logMaxFiles: options.logMaxFiles,
       statusIntervalMs: options.statusIntervalMs,
     },
   });
   worker.on('error', (err) => process.stderr.write(`proxyd: the logger thread failed: ${err.stack ?? err}\n`));
   return {
+    setLevel(level: string) {
+      worker.postMessage({ type: 'level', level });
+    },
     flush(timeoutMs = 10_000) {
       return new Promise((resolve) => {
         const timer = setTimeout(() => {

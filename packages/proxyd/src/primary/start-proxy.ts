@@ -12,6 +12,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { formatDuration } from '../config/duration.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import { formatPortList } from '../config/port-list.ts';
+import { splitReload } from '../config/flags.ts';
 import { parseBlocklist } from '../policy/blocklist.ts';
 import { createClientAcl, type ClientAcl } from '../policy/client-acl.ts';
 import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
@@ -29,12 +30,20 @@ export interface RunningProxy {
   /** Where it listens. */
   address: net.AddressInfo;
   shared: SharedState;
+  /** The options in force now (a reload changes the live ones). */
+  readonly options: ProxyOptions;
   /** Who may use the proxy, in words (for the start-up banner). */
   access: string;
   /** Set when the proxy listens on a public address yet only local clients may use it. */
   accessWarning: string | undefined;
-  /** Re-read the blocklist and the auth file; a bad file keeps the old one. */
-  reload(): Promise<void>;
+  /**
+   * Apply new options (from a re-read config file; default: the running ones) and re-read the
+   * blocklist and auth file. What can change live does, for new requests; what cannot is logged as
+   * needing a restart. A bad file keeps everything as it was.
+   */
+  reload(next?: ProxyOptions): Promise<void>;
+  /** Log that a reload could not even produce options (bad config file). */
+  reloadFailed(message: string): void;
   /** Stop accepting, let open connections finish up to `graceMs`, close the rest, flush the log. */
   close(graceMs?: number): Promise<{ closedAtDeadline: number }>;
 }
@@ -62,7 +71,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const users = options.authFile ? await loadUsers(options.authFile) : undefined;
   const tlsFiles = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
-  const acl = createClientAcl(options.allowClient, users !== undefined);
+  let acl = createClientAcl(options.allowClient, users !== undefined);
+  let current = options;
 
   const shared = createSharedState(options);
   const { stats, log, leases, semaphore } = shared;
@@ -119,7 +129,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     log.write({ event: 'accepted', level: 'debug', conn: id, client });
     open.add(socket);
     socket.once('close', () => open.delete(socket));
-    void admit(shared, options, socket, id, client).then((result) => {
+    void admit(shared, current, socket, id, client).then((result) => {
       if (result === 'admitted') handOver(socket, id, client, addr);
     });
   }
@@ -176,19 +186,39 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const running: RunningProxy = {
     address,
     shared,
+    get options() {
+      return current;
+    },
     access,
     accessWarning: warning,
-    async reload() {
+    reloadFailed(message: string) {
+      log.write({ event: 'reload-failed', level: 'error', error: message, kept: 'the running configuration' });
+    },
+    async reload(next = current) {
+      const { applied, changedLive, needRestart } = splitReload(current, next);
       try {
-        const next = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
-        const nextUsers = options.authFile ? await loadUsers(options.authFile) : undefined;
-        policy.postMessage({ type: 'policy', blocklist: next.rules, users: nextUsers ? [...nextUsers] : undefined } satisfies PolicyUpdate);
-        log.write({ event: 'reload', blocklist: options.blocklistFile ?? 'none', domains: next.rules.length, users: nextUsers?.size });
+        const nextBlocklist = applied.blocklistFile ? await loadBlocklist(applied.blocklistFile) : parseBlocklist('');
+        const nextUsers = applied.authFile ? await loadUsers(applied.authFile) : undefined;
+        acl = createClientAcl(applied.allowClient, nextUsers !== undefined);
+        current = applied;
+        policy.postMessage({ type: 'policy', blocklist: nextBlocklist.rules, users: nextUsers ? [...nextUsers] : undefined, options: applied } satisfies PolicyUpdate);
+        logger.setLevel(applied.logLevel);
+        log.write({
+          event: 'reload',
+          changed: changedLive.join(',') || 'nothing',
+          blocklist: applied.blocklistFile ?? 'none',
+          domains: nextBlocklist.rules.length,
+          users: nextUsers?.size,
+          clients: acl.describe(),
+        });
+        if (needRestart.length) {
+          log.write({ event: 'reload-needs-restart', level: 'warn', keys: needRestart.join(','), why: 'these options take effect at the next start' });
+        }
       } catch (err) {
-        log.write({ event: 'reload-failed', level: 'error', error: (err as Error).message, kept: 'the previous blocklist and users' });
+        log.write({ event: 'reload-failed', level: 'error', error: (err as Error).message, kept: 'the running configuration' });
       }
     },
-    close(graceMs = options.shutdownGraceMs) {
+    close(graceMs = current.shutdownGraceMs) {
       closing ??= (async () => {
         log.write({ event: 'stopping', active: semaphore.held, waiting: semaphore.waiting, graceMs });
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));

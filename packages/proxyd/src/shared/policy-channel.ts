@@ -1,3 +1,5 @@
+import type { ProxyOptions } from '../config/options.ts';
+
 // The BroadcastChannel on which the primary talks to every serving thread at once: policy changes
 // (SIGHUP reload) and the last step of a shutdown.
 export const POLICY_CHANNEL = 'proxyd:policy';
@@ -7,6 +9,8 @@ export interface PolicyUpdate {
   blocklist: readonly string[];
   /** htpasswd entries, when authentication is on. */
   users?: [string, string][];
+  /** The options now in force (only live-changeable ones differ from the start). */
+  options?: ProxyOptions;
 }
 
 /** Shutdown past its grace period: close every connection now, so each is logged as it ends. */

@@ -85,7 +85,8 @@ export function init(data: ServeInit): void {
       return;
     }
     context.blocklist = blocklistOf(update.blocklist);
-    if (update.users) context.auth.setUsers(new Map(update.users));
+    context.auth.setUsers(update.users ? new Map(update.users) : undefined);
+    if (update.options) applyOptions(context, server!, update.options, data);
     context.shared.log.write({ event: 'policy-applied', level: 'debug', domains: update.blocklist.length, users: update.users?.length });
   };
 }
@@ -132,4 +133,13 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
     }
     socket.resume();
   });
+}
+
+/** New live options (SIGHUP): new requests see them; open connections keep going. */
+function applyOptions(context: ServeContext, httpServer: http.Server, options: ProxyOptions, data: ServeInit): void {
+  context.options = options;
+  context.destinations = createDestinationPolicy({ allowDest: options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses });
+  httpServer.headersTimeout = options.headersTimeoutMs;
+  httpServer.timeout = options.idleTimeoutMs;
+  httpServer.keepAliveTimeout = options.idleTimeoutMs;
 }

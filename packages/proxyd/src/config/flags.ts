@@ -48,7 +48,7 @@ export const FLAGS = {
   'log-file': { kind: 'string', default: DEFAULTS.logFile, live: false, describe: 'JSON-lines log file (readable lines also go to stdout)' },
   'log-level': { kind: 'string', default: DEFAULTS.logLevel, choices: LOG_LEVELS, live: true, describe: 'least severe events logged (debug adds accept/admit/close of every connection)' },
   'log-max-size': { kind: 'string', default: String(DEFAULTS.logMaxBytes), live: false, describe: 'rotate the log file when it reaches this many bytes (0: never)' },
-  'log-max-files': { kind: 'string', default: String(DEFAULTS.logMaxFiles), live: false, describe: 'rotated log files to keep (proxy.log1 … proxy.logN)' },
+  'log-max-files': { kind: 'string', default: String(DEFAULTS.logMaxFiles), live: false, describe: 'rotated log files to keep (proxy1.log … proxyN.log beside proxy.log, which is always the newest)' },
   'shutdown-grace': { kind: 'string', default: formatDuration(DEFAULTS.shutdownGraceMs), live: true, describe: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed' },
   'status-interval': { kind: 'string', default: formatDuration(DEFAULTS.statusIntervalMs), live: false, describe: 'status line (active, waiting, totals) this often while busy; 0 turns it off' },
 } as const satisfies Record<string, Flag>;

@@ -38,7 +38,7 @@ const logger = winston.createLogger({
     new winston.transports.File({
       filename: init.logFile,
       format: winston.format.printf((info) => JSON.stringify(info[RECORD])),
-      // Rotation: proxy.log is always the newest; full files move to proxy.log1 … proxy.logN (oldest dropped).
+      // Rotation: proxy.log is always the newest; full files move to proxy1.log … proxyN.log (oldest dropped).
       ...(init.logMaxBytes > 0 ? { maxsize: init.logMaxBytes, maxFiles: init.logMaxFiles, tailable: true } : {}),
     }),
     new winston.transports.Console({ format: winston.format.printf((info) => readableLine(info[RECORD] as Record<string, unknown>)) }),

@@ -72,9 +72,10 @@ export interface CliProxy {
 }
 
 /** Run the real `proxyd` command; resolves once it prints where it listens. */
-export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliProxy> {
+export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true } = {}): Promise<CliProxy> {
   const logFile = join(tempDir(), 'proxy.log');
-  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, '--allow-dest', '127.0.0.0/8', ...args], {
+  const loopback = allowLoopback ? ['--allow-dest', '127.0.0.0/8'] : [];
+  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...loopback, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -13,6 +13,7 @@ import type { ProxyOptions } from './config/options.ts';
 import { OptionError, resolveOptions, toOptions } from './config/to-options.ts';
 import { defaultRaw } from './config/flags.ts';
 import { startProxy } from './primary/start-proxy.ts';
+import { startAdminServer } from './admin/admin-server.ts';
 
 function addOptions(y: Argv): Argv {
   let out = y.option('config', { type: 'string', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' });
@@ -108,6 +109,14 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${options.host}: no such address on this machine`);
     fail(e.message);
   }
+  let admin;
+  try {
+    admin = await startAdminServer(proxy);
+  } catch (err) {
+    await proxy.close(0);
+    const e = err as NodeJS.ErrnoException;
+    fail(e.code === 'EADDRINUSE' ? `cannot start the admin server on ${options.admin?.host}:${options.admin?.port}: the address is in use (--admin off to run without it)` : e.message);
+  }
   const { address } = proxy;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const scheme = options.tlsCert ? 'https' : 'http';
@@ -115,6 +124,7 @@ export async function main(argv: string[]): Promise<void> {
     `proxyd listening on ${scheme}://${shown}:${address.port} — ${options.workers === 0 ? 'serving on the primary thread' : `${options.workers} worker threads`}, ` +
       `${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
       `who may use it: ${proxy.access}\n` +
+      (admin ? `dashboard and metrics: http://${admin.address.family === 'IPv6' ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}/\n` : '') +
       `try: curl --proxy ${scheme}://${shown}:${address.port}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
   );
   if (proxy.accessWarning) process.stderr.write(`proxyd: warning: ${proxy.accessWarning}\n`);
@@ -124,6 +134,7 @@ export async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
+    void admin?.close();
     void proxy.close().then(({ closedAtDeadline }) => {
       process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${closedAtDeadline} connections closed at the deadline)` : ''}\n`);
       process.exitCode = 0;

@@ -221,6 +221,10 @@ export class Semaphore {
   get maxWaiting(): number {
     return Atomics.load(this.#words, MAX_WAITING);
   }
+  /** How often a thread found the semaphore's internal mutex taken. */
+  get contention(): number {
+    return this.#mutex.contention;
+  }
   /** How many acquisitions succeeded since creation. */
   get admittedTotal(): number {
     return Atomics.load(this.#words, ADMITTED_TOTAL);

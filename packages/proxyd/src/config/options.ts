@@ -41,6 +41,8 @@ export interface ProxyOptions {
   maxUrlBytes: number;
   /** Blocklist file (one domain per line), if any. */
   blocklistFile: string | undefined;
+  /** Admin server address, or undefined when off. */
+  admin: { host: string; port: number } | undefined;
   /** JSON-lines log file. */
   logFile: string;
   /** Least severe level written: error, warn, info, debug. */
@@ -81,6 +83,7 @@ export const DEFAULTS: ProxyOptions = {
   maxHeaderBytes: 16 * 1024,
   maxUrlBytes: 8 * 1024,
   blocklistFile: undefined,
+  admin: { host: '127.0.0.1', port: 9090 },
   logFile: 'proxy.log',
   logLevel: 'info',
   logMaxBytes: 100 * 1024 * 1024,

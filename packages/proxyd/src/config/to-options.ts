@@ -98,6 +98,7 @@ export function toOptions(raw: RawOptions): ProxyOptions {
     maxHeaderBytes: wholeNumber(raw, 'max-header-size', 1024, 1024 * 1024),
     maxUrlBytes: wholeNumber(raw, 'max-url-length', 64, 1024 * 1024),
     blocklistFile: optionalFile('blocklist'),
+    admin: adminAddress(str(raw, 'admin') ?? 'off'),
     logFile: str(raw, 'log-file') ?? DEFAULTS.logFile,
     logLevel,
     logMaxBytes: wholeNumber(raw, 'log-max-size', 0, 2 ** 40),
@@ -106,4 +107,12 @@ export function toOptions(raw: RawOptions): ProxyOptions {
     statusIntervalMs: duration(raw, 'status-interval', true),
     logRingBytes: DEFAULTS.logRingBytes,
   };
+}
+
+function adminAddress(text: string): { host: string; port: number } | undefined {
+  if (text.trim() === 'off') return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new OptionError(`--admin must be host:port (e.g. 127.0.0.1:9090) or "off", got "${text}"`);
+  return { host: (m[1] ?? m[2])!, port };
 }

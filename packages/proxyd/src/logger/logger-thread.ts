@@ -55,6 +55,50 @@ function writeRecord(record: Record<string, unknown>): void {
   written++;
 }
 
+// Aggregates for the dashboard, kept here, off the serving threads: requests per destination host and
+// per client address, and the last lines. Sent to the primary once a second; the maps are bounded.
+const hosts = new Map<string, number>();
+const clients = new Map<string, number>();
+const recent: string[] = [];
+const MAX_KEYS = 5000;
+
+function bump(map: Map<string, number>, key: string): void {
+  if (!map.has(key) && map.size >= MAX_KEYS) return;
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+function hostOf(record: Record<string, unknown>): string | undefined {
+  if (typeof record.target === 'string') return record.target.replace(/:\d+$/, '');
+  if (typeof record.url === 'string') {
+    try {
+      return new URL(record.url).hostname;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function aggregate(record: Record<string, unknown>): void {
+  if (record.event === 'request' || record.event === 'tunnel' || record.event === 'blocked') {
+    const host = hostOf(record);
+    if (host) bump(hosts, host);
+    if (typeof record.client === 'string') bump(clients, record.client.replace(/:\d+$/, ''));
+  }
+  if (record.event !== 'status' && record.level !== 'debug') {
+    recent.push(readableLine({ ...record, time: new Date(Number(record.time)).toISOString() }));
+    if (recent.length > 30) recent.shift();
+  }
+}
+
+function top(map: Map<string, number>): [string, number][] {
+  return [...map].sort((a, b) => b[1] - a[1]).slice(0, 10);
+}
+
+const summaryTimer = setInterval(() => {
+  parentPort!.postMessage({ type: 'summary', topHosts: top(hosts), topClients: top(clients), recent: [...recent] });
+}, 1000);
+
 function onRecord(bytes: Uint8Array): void {
   let record: Record<string, unknown>;
   try {
@@ -62,6 +106,7 @@ function onRecord(bytes: Uint8Array): void {
   } catch {
     record = { time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: bytes.byteLength };
   }
+  aggregate(record);
   writeRecord(record);
 }
 
@@ -109,6 +154,7 @@ async function drainLoop(): Promise<void> {
 async function flushAndClose(): Promise<void> {
   stopping = true;
   clearInterval(statusTimer);
+  clearInterval(summaryTimer);
   ring.drain(onRecord);
   reportDrops();
   const finished = new Promise<void>((resolve) => logger.on('finish', () => resolve()));

@@ -4,12 +4,16 @@ import type net from 'node:net';
 import type { ProxyOptions } from '../config/options.ts';
 import { rawRefusal } from '../shared/refusals.ts';
 import type { SharedState } from '../shared/shared-state.ts';
+import type { WaitHistogram } from '../shared/wait-histogram.ts';
 
 export type Admission = 'admitted' | 'refused';
 
-export async function admit(shared: SharedState, options: ProxyOptions, socket: net.Socket, id: number, client: string): Promise<Admission> {
+export async function admit(shared: SharedState, options: ProxyOptions, socket: net.Socket, id: number, client: string, waits: WaitHistogram): Promise<Admission> {
   const { semaphore, stats, log } = shared;
-  if (semaphore.tryAcquire()) return 'admitted';
+  if (semaphore.tryAcquire()) {
+    waits.observe(0);
+    return 'admitted';
+  }
 
   stats.add('queued');
   stats.add('waiting', 1);
@@ -19,6 +23,7 @@ export async function admit(shared: SharedState, options: ProxyOptions, socket: 
   const result = await semaphore.acquireAsync({ timeoutMs: options.queueTimeoutMs });
   stats.add('waiting', -1);
   const waitedMs = Math.round(performance.now() - started);
+  waits.observe(waitedMs / 1000);
   if (result === 'acquired') {
     log.write({ event: 'dequeued', level: 'debug', conn: id, client, waitedMs });
     return 'admitted';

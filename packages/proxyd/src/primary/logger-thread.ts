@@ -5,7 +5,16 @@ import type { SharedState } from '../shared/shared-state.ts';
 
 const LOGGER_FILE = new URL('../logger/logger-thread.ts', import.meta.url);
 
+/** What the logger thread sends every second: aggregated off the serving path. */
+export interface LogSummary {
+  topHosts: [string, number][];
+  topClients: [string, number][];
+  recent: string[];
+}
+
 export interface LoggerThread {
+  /** The latest aggregate from the logger thread. */
+  summary(): LogSummary;
   /** Change the least severe level written (SIGHUP). */
   setLevel(level: string): void;
   /** Drain every record, close the log file, end the thread. */
@@ -26,7 +35,12 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
     },
   });
   worker.on('error', (err) => process.stderr.write(`proxyd: the logger thread failed: ${err.stack ?? err}\n`));
+  let latest: LogSummary = { topHosts: [], topClients: [], recent: [] };
+  worker.on('message', (m: { type: string } & Partial<LogSummary>) => {
+    if (m.type === 'summary') latest = m as LogSummary;
+  });
   return {
+    summary: () => latest,
     setLevel(level: string) {
       worker.postMessage({ type: 'level', level });
     },

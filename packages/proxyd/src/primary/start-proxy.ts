@@ -21,7 +21,8 @@ import { rawRefusal } from '../shared/refusals.ts';
 import { createSharedState, type SharedState } from '../shared/shared-state.ts';
 import { admit } from './admission.ts';
 import { loadBlocklist, loadTls, loadUsers } from './load-files.ts';
-import { startLoggerThread } from './logger-thread.ts';
+import { startLoggerThread, type LogSummary } from './logger-thread.ts';
+import { WaitHistogram } from '../shared/wait-histogram.ts';
 import { startServing } from './serving.ts';
 
 export { loadBlocklist } from './load-files.ts';
@@ -32,6 +33,12 @@ export interface RunningProxy {
   shared: SharedState;
   /** The options in force now (a reload changes the live ones). */
   readonly options: ProxyOptions;
+  /** How long connections waited for a permit. */
+  waits: WaitHistogram;
+  /** The logger thread's latest aggregate: top hosts and clients, recent lines. */
+  summary(): LogSummary;
+  /** True once serving threads are up and until shutdown begins. */
+  readonly ready: boolean;
   /** Who may use the proxy, in words (for the start-up banner). */
   access: string;
   /** Set when the proxy listens on a public address yet only local clients may use it. */
@@ -113,6 +120,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   let nextId = 0;
   const open = new Set<net.Socket>();
+  const waits = new WaitHistogram();
+  shared.workers.claim(); // row 0: the primary's own event loop
 
   function accept(socket: net.Socket): void {
     const id = ++nextId;
@@ -129,7 +138,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     log.write({ event: 'accepted', level: 'debug', conn: id, client });
     open.add(socket);
     socket.once('close', () => open.delete(socket));
-    void admit(shared, current, socket, id, client).then((result) => {
+    void admit(shared, current, socket, id, client, waits).then((result) => {
       if (result === 'admitted') handOver(socket, id, client, addr);
     });
   }
@@ -188,6 +197,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     shared,
     get options() {
       return current;
+    },
+    waits,
+    summary: () => logger.summary(),
+    get ready() {
+      return closing === undefined;
     },
     access,
     accessWarning: warning,

@@ -6,12 +6,14 @@ import { Stats } from '@proxyd/sync/stats';
 import { STAT_NAMES, type StatName } from './stats-names.ts';
 import { PermitLeases } from './permit-leases.ts';
 import { EventLog } from './event-log.ts';
+import { WorkerTable } from './worker-table.ts';
 
 export interface SharedBuffers {
   semaphore: SharedArrayBuffer;
   ring: SharedArrayBuffer;
   stats: SharedArrayBuffer;
   leases: SharedArrayBuffer;
+  workers: SharedArrayBuffer;
 }
 
 export interface SharedState {
@@ -19,6 +21,7 @@ export interface SharedState {
   ring: LogRing;
   stats: Stats<StatName>;
   leases: PermitLeases;
+  workers: WorkerTable;
   log: EventLog;
   buffers: SharedBuffers;
 }
@@ -31,20 +34,21 @@ export function createSharedState(o: { maxClients: number; maxWaiting: number; l
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
   const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
-  return bundle(semaphore, ring, stats, leases);
+  return bundle(semaphore, ring, stats, leases, WorkerTable.create());
 }
 
 export function attachSharedState(b: SharedBuffers): SharedState {
-  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases));
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers));
 }
 
-function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases): SharedState {
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable): SharedState {
   return {
     semaphore,
     ring,
     stats,
     leases,
+    workers,
     log: new EventLog(ring),
-    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer },
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer },
   };
 }

@@ -23,6 +23,49 @@ export const STAT_NAMES = [
   'workerErrors', // connections lost to a worker that died
   'bytesUp', // client → upstream
   'bytesDown', // upstream → client
+  // requests by method
+  'methodGet',
+  'methodPost',
+  'methodConnect',
+  'methodOther',
+  // answers by status class (forwarded and refusals alike)
+  'status1xx',
+  'status2xx',
+  'status3xx',
+  'status4xx',
+  'status5xx',
+  // upstream errors by kind
+  'upstreamRefused',
+  'upstreamDns',
+  'upstreamTimeout',
+  'upstreamReset',
+  'upstreamOther',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];
+
+export function methodStat(method: string | undefined): StatName {
+  switch (method) {
+    case 'GET':
+      return 'methodGet';
+    case 'POST':
+      return 'methodPost';
+    case 'CONNECT':
+      return 'methodConnect';
+    default:
+      return 'methodOther';
+  }
+}
+
+export function statusStat(status: number): StatName | undefined {
+  const cls = Math.floor(status / 100);
+  return cls >= 1 && cls <= 5 ? (`status${cls}xx` as StatName) : undefined;
+}
+
+export function upstreamErrorStat(code: string): StatName {
+  if (code === 'ECONNREFUSED') return 'upstreamRefused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'upstreamDns';
+  if (code === 'ETIMEDOUT' || code === 'UPSTREAM_TIMEOUT') return 'upstreamTimeout';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'upstreamReset';
+  return 'upstreamOther';
+}

@@ -3,6 +3,7 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
+import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
 import { parseAuthority } from './authority.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
@@ -15,6 +16,7 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
   const started = performance.now();
   const target = req.url ?? '';
   stats.add('requests');
+  stats.add(methodStat(req.method));
   client.on('error', () => {}); // reported through the relay or the close below
 
   const authority = parseAuthority(target);
@@ -49,6 +51,7 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
     }
     const { refusal, kind, what } = classifyUpstreamError(err);
     stats.add('upstreamErrors');
+    stats.add(upstreamErrorStat(kind));
     log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: 'CONNECT', target, kind, error: what });
     refuseSocket(client, refusal, `${target}: ${what}`);
   };
@@ -63,6 +66,7 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
     if (client.destroyed) return void upstream.destroy();
     stats.add('allowed');
     stats.add('tunnels', 1);
+    stats.add('status2xx');
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) upstream.write(head);
     client.setTimeout(ctx.options.idleTimeoutMs); // no bytes either way on the client socket for that long

@@ -17,6 +17,7 @@ import { POLICY_CHANNEL, type ChannelMessage } from '../shared/policy-channel.ts
 import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
 import { ProxyAuth } from './proxy-auth.ts';
+import { countRefusalsIn } from './refuse.ts';
 
 export interface ServeInit {
   buffers: SharedBuffers;
@@ -50,6 +51,8 @@ let ctx: ServeContext | undefined;
 let server: http.Server | undefined;
 /** Client sockets this thread serves now. */
 const openSockets = new Set<net.Socket>();
+/** This thread's row in the shared worker table (connections, event-loop delay). */
+let workerSlot = -1;
 
 /** Set this thread up to serve. Runs once per thread (Piscina workers call it at load). */
 export function init(data: ServeInit): void {
@@ -66,6 +69,8 @@ export function init(data: ServeInit): void {
     testHooks: data.testHooks,
   };
   server = createProxyServer(ctx);
+  countRefusalsIn(ctx.shared.stats);
+  workerSlot = ctx.shared.workers.claim();
   ctx.shared.stats.add('workersStarted', 1);
   // A bug that escapes every handler ends this thread (its state can no longer be trusted); the pool
   // starts a new one and the primary gives back the permits of the connections it held. Say why first.
@@ -104,9 +109,11 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
   socket.setNoDelay(true);
   socket.allowHalfOpen = true; // a client's FIN ends its requests, not our answer (see proxy-server.ts)
   openSockets.add(socket);
+  shared.workers.addConnections(workerSlot, 1);
   return new Promise((resolve) => {
     socket.once('close', () => {
       openSockets.delete(socket);
+      shared.workers.addConnections(workerSlot, -1);
       const up = socket.bytesRead;
       const down = socket.bytesWritten;
       shared.stats.add('bytesUp', up);

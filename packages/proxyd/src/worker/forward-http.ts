@@ -4,6 +4,8 @@
 import http from 'node:http';
 import { pipeline } from 'node:stream';
 import type { ConnectionInfo, ServeContext } from './context.ts';
+import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
+import { countStatus } from './refuse.ts';
 import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
 import { notAProxyRequestPage, refuseResponse } from './refuse.ts';
@@ -13,6 +15,7 @@ import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.t
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
   stats.add('requests');
+  stats.add(methodStat(req.method));
   const target = req.url ?? '';
 
   if (req.httpVersionMajor !== 1) {
@@ -86,6 +89,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
   upstream.on('response', (upRes) => {
     clearTimeout(timer);
     status = upRes.statusCode ?? 502;
+    countStatus(ctx.shared.stats, status);
     if (res.destroyed) return void upRes.destroy(); // the client left before the answer came
     // Clients are queued for a permit: end this connection after the response and let one in.
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
@@ -104,6 +108,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
     }
     const { refusal, kind, what } = classifyUpstreamError(err);
     stats.add('upstreamErrors');
+    stats.add(upstreamErrorStat(kind));
     log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });
     if (!res.headersSent) refuseResponse(res, refusal, `${url.host}: ${what}`);
     else res.destroy(); // mid-response: all we can do is cut the connection

@@ -1,10 +1,25 @@
 // Answering with a refusal from the worker, on an http.ServerResponse or on a raw socket (CONNECT).
 import type http from 'node:http';
 import type net from 'node:net';
+import type { Stats } from '@proxyd/sync/stats';
 import { REFUSALS, rawRefusal, refusalBody, type RefusalCode } from '../shared/refusals.ts';
+import { statusStat, type StatName } from '../shared/stats-names.ts';
+
+/** Count an answer by its status class in the shared Stats. */
+export function countStatus(stats: Stats<StatName>, status: number): void {
+  const name = statusStat(status);
+  if (name) stats.add(name);
+}
+
+// Refusals are counted where they are sent: a module-level hook set by the serving thread.
+let refusalStats: Stats<StatName> | undefined;
+export function countRefusalsIn(stats: Stats<StatName>): void {
+  refusalStats = stats;
+}
 
 export function refuseResponse(res: http.ServerResponse, code: RefusalCode, detail = '', headers: Record<string, string> = {}): void {
   const body = refusalBody(code, detail);
+  if (refusalStats) countStatus(refusalStats, REFUSALS[code].status);
   if (res.headersSent) return void res.destroy();
   res.writeHead(REFUSALS[code].status, {
     'Content-Type': 'text/plain; charset=utf-8',
@@ -17,6 +32,7 @@ export function refuseResponse(res: http.ServerResponse, code: RefusalCode, deta
 
 export function refuseSocket(socket: net.Socket, code: RefusalCode, detail = '', headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
+  if (refusalStats) countStatus(refusalStats, REFUSALS[code].status);
   socket.end(rawRefusal(code, detail, headers));
 }
 

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
+import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
@@ -22,6 +23,7 @@ export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.
   const { stats, log } = ctx.shared;
   const target = req.url ?? '';
   stats.add('requests');
+  stats.add(methodStat(req.method));
   client.on('error', () => {});
   let url: URL;
   try {
@@ -85,6 +87,7 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
     }
     const { refusal, kind, what } = classifyUpstreamError(err);
     stats.add('upstreamErrors');
+    stats.add(upstreamErrorStat(kind));
     log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });
     refuseSocket(client, refusal, `${url.host}: ${what}`);
   });

@@ -1,0 +1,118 @@
+/**
+ * The admin server, on the primary thread, beside the proxy (never in its path): the dashboard at /,
+ * /metrics for Prometheus, /api/stats (JSON) and /api/events (Server-Sent Events, once a second),
+ * /healthz and /readyz. Loopback by default; a non-loopback address is refused unless proxy
+ * authentication is on, and then every request must log in with the same users (Basic).
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { RunningProxy } from '../primary/start-proxy.ts';
+import { inList, LOOPBACK, rule } from '../policy/address-rules.ts';
+import { loadUsers } from '../primary/load-files.ts';
+import { verifyPassword, type Users } from '../policy/htpasswd.ts';
+import { createMetrics } from './metrics.ts';
+import { snapshot } from './snapshot.ts';
+
+const DASHBOARD_DIR = new URL('./dashboard/', import.meta.url);
+const UPLOT_DIR = new URL('./', import.meta.resolve('uplot'));
+
+const ASSETS: Record<string, { file: URL; type: string }> = {
+  '/': { file: new URL('index.html', DASHBOARD_DIR), type: 'text/html; charset=utf-8' },
+  '/app.js': { file: new URL('app.js', DASHBOARD_DIR), type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: new URL('style.css', DASHBOARD_DIR), type: 'text/css; charset=utf-8' },
+  '/assets/uPlot.iife.min.js': { file: new URL('uPlot.iife.min.js', UPLOT_DIR), type: 'text/javascript; charset=utf-8' },
+  '/assets/uPlot.min.css': { file: new URL('uPlot.min.css', UPLOT_DIR), type: 'text/css; charset=utf-8' },
+};
+
+export interface AdminServer {
+  address: net.AddressInfo;
+  close(): Promise<void>;
+}
+
+export async function startAdminServer(proxy: RunningProxy): Promise<AdminServer | undefined> {
+  const where = proxy.options.admin;
+  if (!where) return undefined;
+  const loopback = net.isIP(where.host) !== 0 ? inList(rule('loopback', LOOPBACK).list, where.host) : where.host === 'localhost';
+  let users: Users | undefined;
+  if (!loopback) {
+    if (!proxy.options.authFile) {
+      throw new Error(`--admin ${where.host}:${where.port} is not a loopback address: that needs --auth-file (or reach the admin port through an SSH tunnel)`);
+    }
+    users = await loadUsers(proxy.options.authFile);
+  }
+  const registry = createMetrics(proxy);
+  const streams = new Set<http.ServerResponse>();
+  const tick = setInterval(() => {
+    if (streams.size === 0) return;
+    const data = `data: ${JSON.stringify(snapshot(proxy))}\n\n`;
+    for (const res of streams) res.write(data);
+  }, 1000);
+  tick.unref();
+
+  const server = http.createServer((req, res) => {
+    void handle(req, res).catch((err: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`admin error: ${err.message}\n`);
+    });
+  });
+
+  async function authorized(req: http.IncomingMessage): Promise<boolean> {
+    if (!users) return true;
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false;
+    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const hash = users.get(decoded.slice(0, colon));
+    return colon > 0 && hash !== undefined && (await verifyPassword(decoded.slice(colon + 1), hash));
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!(await authorized(req))) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="proxyd admin"', 'content-type': 'text/plain' });
+      return void res.end('401: log in with a user of --auth-file\n');
+    }
+    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    if (path === '/readyz') {
+      const ready = proxy.ready;
+      return void res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'stopping\n');
+    }
+    if (path === '/metrics') {
+      const text = await registry.metrics();
+      return void res.writeHead(200, { 'content-type': registry.contentType }).end(text);
+    }
+    if (path === '/api/stats') {
+      return void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(snapshot(proxy)));
+    }
+    if (path === '/api/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      res.write(`retry: 2000\ndata: ${JSON.stringify(snapshot(proxy))}\n\n`);
+      streams.add(res);
+      res.once('close', () => streams.delete(res));
+      return;
+    }
+    const asset = ASSETS[path];
+    if (asset && req.method === 'GET') {
+      const body = await readFile(fileURLToPath(asset.file));
+      return void res.writeHead(200, { 'content-type': asset.type, 'content-length': body.length }).end(body);
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where.port, where.host, () => resolve());
+  });
+  return {
+    address: server.address() as net.AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(tick);
+        for (const res of streams) res.end();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * /metrics in the Prometheus text format, through prom-client. Every value is read from shared memory
+ * at scrape time (custom collect()), so the work of every thread counts and nothing is sampled on the
+ * serving path. Names follow Prometheus conventions: proxyd_ prefix, _total for counters, base units.
+ */
+import client from 'prom-client';
+import type { RunningProxy } from '../primary/start-proxy.ts';
+import type { StatName } from '../shared/stats-names.ts';
+import { WAIT_BUCKETS_SECONDS } from '../shared/wait-histogram.ts';
+
+export function createMetrics(proxy: RunningProxy): client.Registry {
+  const registry = new client.Registry();
+  const { stats, semaphore, ring, workers } = proxy.shared;
+  const counter = (name: string, help: string, stat: StatName) =>
+    new client.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(stats.get(stat));
+      },
+    });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new client.Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  const labelled = (name: string, help: string, label: string, values: Record<string, StatName>) =>
+    new client.Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [value, stat] of Object.entries(values)) this.inc({ [label]: value }, stats.get(stat));
+      },
+    });
+
+  gauge('proxyd_clients_active', 'Client connections holding a permit', () => semaphore.held);
+  gauge('proxyd_clients_waiting', 'Client connections waiting for a permit', () => semaphore.waiting);
+  gauge('proxyd_permits', 'Semaphore permits (--max-clients)', () => semaphore.permits);
+  gauge('proxyd_tunnels_open', 'Open CONNECT tunnels', () => stats.get('tunnels'));
+  counter('proxyd_connections_accepted_total', 'TCP connections accepted', 'accepted');
+  counter('proxyd_connections_denied_total', 'Connections refused at accept (client ACL)', 'clientsDenied');
+  counter('proxyd_semaphore_waits_total', 'Connections that had to wait for a permit', 'queued');
+  counter('proxyd_queue_timeouts_total', 'Waiters refused 503 after --queue-timeout', 'queueTimeouts');
+  counter('proxyd_queue_full_total', 'Connections refused 503 with the waiting queue full', 'queueFull');
+  counter('proxyd_idle_releases_total', 'Connections closed after --idle-timeout', 'idleReleases');
+  counter('proxyd_idle_yields_total', 'Idle keep-alive connections closed to let waiters in', 'idleYields');
+  counter('proxyd_worker_errors_total', 'Connections lost to a worker thread that died', 'workerErrors');
+  counter('proxyd_bytes_received_total', 'Bytes from clients (client → upstream)', 'bytesUp');
+  counter('proxyd_bytes_sent_total', 'Bytes to clients (upstream → client)', 'bytesDown');
+  labelled('proxyd_requests_total', 'Requests by method', 'method', { GET: 'methodGet', POST: 'methodPost', CONNECT: 'methodConnect', other: 'methodOther' });
+  labelled('proxyd_request_decisions_total', 'Requests by decision', 'decision', { allowed: 'allowed', blocked: 'blocked', denied: 'authFailures', error: 'upstreamErrors', bad_request: 'badRequests' });
+  labelled('proxyd_responses_total', 'Answers by status class', 'code', { '1xx': 'status1xx', '2xx': 'status2xx', '3xx': 'status3xx', '4xx': 'status4xx', '5xx': 'status5xx' });
+  labelled('proxyd_upstream_errors_total', 'Upstream errors by kind', 'kind', { refused: 'upstreamRefused', dns: 'upstreamDns', timeout: 'upstreamTimeout', reset: 'upstreamReset', other: 'upstreamOther' });
+  gauge('proxyd_log_ring_used_bytes', 'Bytes in the log ring not yet written out', () => ring.usedBytes);
+  gauge('proxyd_log_ring_capacity_bytes', 'Log ring size', () => ring.capacity);
+  new client.Counter({
+    name: 'proxyd_log_records_dropped_total',
+    help: 'Log records dropped because the ring was full',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(ring.dropped);
+    },
+  });
+  new client.Counter({
+    name: 'proxyd_mutex_contended_total',
+    help: 'Times a thread found a mutex taken',
+    labelNames: ['mutex'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ mutex: 'log_ring' }, ring.contention);
+      this.inc({ mutex: 'semaphore' }, semaphore.contention);
+    },
+  });
+  new client.Gauge({
+    name: 'proxyd_worker_connections',
+    help: 'Open client connections per serving thread (thread 0 row: the primary)',
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const row of workers.rows()) this.set({ thread: String(row.threadId) }, row.connections);
+    },
+  });
+  new client.Gauge({
+    name: 'proxyd_event_loop_delay_p99_seconds',
+    help: 'Event-loop delay, 99th percentile over the last second, per thread',
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const row of workers.rows()) this.set({ thread: String(row.threadId) }, row.loopDelayP99Ms / 1000);
+    },
+  });
+  // The wait-time histogram is kept by the primary (cumulative bucket counts); prom-client formats it.
+  registry.registerMetric({
+    name: 'proxyd_semaphore_wait_seconds',
+    help: 'Time connections waited for a permit',
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      const w = proxy.waits;
+      const name = 'proxyd_semaphore_wait_seconds';
+      return {
+        name,
+        help: 'Time connections waited for a permit',
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...WAIT_BUCKETS_SECONDS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: w.counts[i]! })),
+          { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: w.count },
+          { metricName: `${name}_sum`, labels: {}, value: w.sumSeconds },
+          { metricName: `${name}_count`, labels: {}, value: w.count },
+        ],
+      };
+    },
+  } as unknown as client.Metric);
+  return registry;
+}

@@ -68,15 +68,14 @@ function bump(map: Map<string, number>, key: string): void {
 }
 
 function hostOf(record: Record<string, unknown>): string | undefined {
-  if (typeof record.target === 'string') return record.target.replace(/:\d+$/, '');
-  if (typeof record.url === 'string') {
-    try {
-      return new URL(record.url).hostname;
-    } catch {
-      return undefined;
-    }
+  const where = typeof record.url === 'string' ? record.url : typeof record.target === 'string' ? record.target : undefined;
+  if (where === undefined) return undefined;
+  if (!/^https?:\/\//i.test(where)) return where.replace(/:\d+$/, ''); // CONNECT host:port
+  try {
+    return new URL(where).hostname;
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 function aggregate(record: Record<string, unknown>): void {

@@ -99,6 +99,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   server.on('error', (err) => log.write({ event: 'listener-error', level: 'error', error: err.message }));
 
   const logger = startLoggerThread(shared, options);
+  shared.workers.claim(); // row 0 of the thread table: the primary's own event loop
   const viaToken = `proxyd-${randomBytes(4).toString('hex')}`;
   let serving;
   try {
@@ -121,7 +122,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let nextId = 0;
   const open = new Set<net.Socket>();
   const waits = new WaitHistogram();
-  shared.workers.claim(); // row 0: the primary's own event loop
 
   function accept(socket: net.Socket): void {
     const id = ++nextId;

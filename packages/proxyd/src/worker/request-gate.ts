@@ -47,21 +47,21 @@ export async function passGate(ctx: ServeContext, conn: ConnectionInfo, req: htt
   if (!portOk) {
     const rule = kind === 'connect' ? `connect-ports (port ${port})` : `blocked-http-ports (port ${port})`;
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule });
     return refuse('BLOCKED_PORT', `port ${port}; see ${kind === 'connect' ? '--connect-ports' : '--blocked-http-ports'}`);
   }
 
   const domainRule = ctx.blocklist.match(host);
   if (domainRule !== undefined) {
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule: domainRule });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule: domainRule });
     return refuse('BLOCKED_DOMAIN', `rule "${domainRule}"`);
   }
 
   const addressRule = checkLiteral(ctx.destinations, host, port) ?? testGuard(ctx.testHooks, host);
   if (addressRule !== undefined) {
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user, method: req.method, target, rule: addressRule });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule: addressRule });
     return refuse('FORBIDDEN_DESTINATION', addressRule);
   }
   return { allow: true, user };

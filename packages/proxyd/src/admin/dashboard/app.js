@@ -113,7 +113,7 @@ function render(s) {
 
   rows($('top-hosts'), s.topHosts, 'no traffic yet');
   rows($('top-clients'), s.topClients, 'no clients yet');
-  rows($('workers'), s.workers.map((w) => [`thread ${w.threadId}${w.slot === 0 ? ' (primary)' : ''}`, `${w.connections} conn · ${w.loopDelayP99Ms.toFixed(1)} ms p99 loop delay`]), '–');
+  rows($('workers'), s.workers.map((w) => [w.threadId === 0 ? 'primary thread' : `worker thread ${w.threadId}`, `${w.connections} conn · ${w.loopDelayP99Ms.toFixed(1)} ms p99 loop delay`]), '–');
   $('recent').textContent = s.recent.slice(-20).join('\n');
   previous = s;
 }
@@ -130,4 +130,6 @@ function connect() {
     $('conn').className = 'conn';
   };
 }
+// For tests and the curious: the data behind the charts.
+window.proxydDashboard = { series };
 connect();

@@ -56,6 +56,8 @@ export class LogRing {
   readonly #mask: number;
   readonly #mutex: Mutex;
   readonly #encoder = new TextEncoder();
+  /** Per-thread scratch space for writeString (this object lives in one thread). */
+  readonly #scratch = new Uint8Array(16 * 1024);
 
   /** Create a ring with `capacity` data bytes (rounded up to a power of two, at least 64). */
   static create(capacity: number): LogRing {
@@ -113,9 +115,11 @@ export class LogRing {
     return true;
   }
 
-  /** Append a string as a UTF-8 record (see write()). */
+  /** Append a string as a UTF-8 record (see write()). Encodes into a reused buffer: no allocation. */
   writeString(text: string): boolean {
-    return this.write(this.#encoder.encode(text));
+    if (text.length * 3 > this.#scratch.length) return this.write(this.#encoder.encode(text));
+    const { written } = this.#encoder.encodeInto(text, this.#scratch);
+    return this.write(this.#scratch.subarray(0, written));
   }
 
   /**

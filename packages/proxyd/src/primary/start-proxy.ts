@@ -18,6 +18,7 @@ import { createClientAcl, type ClientAcl } from '../policy/client-acl.ts';
 import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
 import { POLICY_CHANNEL, type CloseAll, type PolicyUpdate } from '../shared/policy-channel.ts';
 import { rawRefusal } from '../shared/refusals.ts';
+import { LEVEL_RANK } from '../shared/event-log.ts';
 import { createSharedState, type SharedState } from '../shared/shared-state.ts';
 import { admit } from './admission.ts';
 import { loadBlocklist, loadTls, loadUsers } from './load-files.ts';
@@ -83,6 +84,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const shared = createSharedState(options);
   const { stats, log, leases, semaphore } = shared;
+  stats.set('logLevel', LEVEL_RANK[options.logLevel]);
 
   // Listen first (the workers must know our port to refuse loops), holding connections until ready.
   let onConnection: (socket: net.Socket) => void = (socket) => early.push(socket);
@@ -216,6 +218,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         acl = createClientAcl(applied.allowClient, nextUsers !== undefined);
         current = applied;
         policy.postMessage({ type: 'policy', blocklist: nextBlocklist.rules, users: nextUsers ? [...nextUsers] : undefined, options: applied } satisfies PolicyUpdate);
+        stats.set('logLevel', LEVEL_RANK[applied.logLevel]);
         logger.setLevel(applied.logLevel);
         log.write({
           event: 'reload',

@@ -12,15 +12,25 @@ export interface LogEvent {
   [field: string]: string | number | boolean | undefined | null;
 }
 
+export const LEVEL_RANK: Record<EventLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
 export class EventLog {
   readonly #ring: LogRing;
+  readonly #level: () => number;
 
-  constructor(ring: LogRing) {
+  /** `level()` reads the shared level (Stats "logLevel"), so a SIGHUP change reaches every thread. */
+  constructor(ring: LogRing, level: () => number) {
     this.#ring = ring;
+    this.#level = level;
   }
 
-  /** Record an event from this thread. Returns false when the ring was full (the record was counted as dropped). */
+  /**
+   * Record an event from this thread. Events below the configured level are dropped here, before any
+   * encoding (they would be filtered by the logger anyway). Returns false when the ring was full (the
+   * record was counted as dropped).
+   */
   write(event: LogEvent): boolean {
+    if (LEVEL_RANK[event.level ?? 'info'] > this.#level()) return true;
     const record = JSON.stringify({ time: Date.now(), level: 'info', thread: threadId, ...event });
     try {
       return this.#ring.writeString(record);

@@ -48,7 +48,7 @@ function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, lea
     stats,
     leases,
     workers,
-    log: new EventLog(ring),
+    log: new EventLog(ring, () => stats.get('logLevel')),
     buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer },
   };
 }

@@ -5,6 +5,7 @@ export const STAT_NAMES = [
   'waiting', // connections waiting for a permit
   'tunnels', // open CONNECT tunnels
   'workersStarted', // serving threads that have attached (replacements of dead workers count too)
+  'logLevel', // least severe level written (0 error … 3 debug): events below it are not even encoded
   // counters
   'accepted', // TCP connections accepted
   'clientsDenied', // refused at accept: address outside --allow-client

@@ -2,7 +2,6 @@
 // gate, then goes on to its origin over a pooled keep-alive connection, bodies streamed both ways and
 // never buffered whole.
 import http from 'node:http';
-import { pipeline } from 'node:stream';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
 import { countStatus } from './refuse.ts';
@@ -95,7 +94,11 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
     res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders), ctx.viaToken));
     upRes.on('data', (chunk: Buffer) => (bytesDown += chunk.length));
-    pipeline(upRes, res, () => {});
+    // .pipe(), not stream.pipeline(): pipeline makes an AbortController per call and an AbortError (a
+    // DOMException with a stack) when it finishes — 6% of a worker's time in the profile. Errors on
+    // either side are handled here and by the 'close' handlers below.
+    upRes.pipe(res);
+    upRes.once('error', () => res.destroy());
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(timer);
@@ -114,8 +117,10 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
     else res.destroy(); // mid-response: all we can do is cut the connection
   });
   req.on('data', (chunk: Buffer) => (bytesUp += chunk.length));
-  pipeline(req, upstream, (err) => {
-    if (err && !failed) upstream.destroy(); // the client went away before its body was sent
+  req.pipe(upstream);
+  req.once('error', () => upstream.destroy());
+  res.once('close', () => {
+    if (!res.writableFinished && !upstream.destroyed) upstream.destroy(); // the client went away early
   });
 
   res.once('close', () => {

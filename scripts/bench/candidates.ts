@@ -83,6 +83,9 @@ export async function startNginx(dir: string): Promise<{ port: number; stop(): P
   mkdirSync(root, { recursive: true });
   writeFileSync(join(root, '1k'), 'x'.repeat(1024));
   writeFileSync(join(root, '100k'), 'y'.repeat(100 * 1024));
+  // nginx's worker runs as an unprivileged user: the (0700) temp folder must let it read the files.
+  chmodSync(dir, 0o755);
+  chmodSync(root, 0o755);
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,

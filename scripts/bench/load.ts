@@ -44,6 +44,8 @@ export function wrk(opts: { url: string; proxyPort?: number; connections: number
       const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
       const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
       const errors = non2xx + (sockErr ? Number(sockErr[1]) + Number(sockErr[3]) + Number(sockErr[4]) : 0);
+      const total = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
+      if (errors > total * 0.01) return reject(new Error(`wrk: ${errors} of ${total} requests failed against ${target}${path} — not a valid measurement`));
       resolve({ requestsPerSec: rps, bytesPerSec: transfer, p99Ms: p99, errors });
     });
   });

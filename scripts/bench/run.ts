@@ -68,6 +68,22 @@ const record = (measure: string, candidate: string, value: number) => {
 try {
   for (let round = 0; round < rounds; round++) {
     const order = candidates.map((_, i) => candidates[(i + round) % candidates.length]!);
+    if (round === 0) {
+      // Memory per idle tunnel first, while every proxy is fresh (a heap grown by earlier load would
+      // absorb the new tunnels and hide their cost).
+      for (const c of order) {
+        if (c.port === undefined || c.pid === undefined) continue;
+        process.stderr.write(`idle tunnels: ${c.name}\n`);
+        await new Promise((r) => setTimeout(r, 500));
+        const before = treeRssKiB(c.pid);
+        const sockets = await idleTunnels(c.port, nginx.port, idleCount);
+        await new Promise((r) => setTimeout(r, 2000));
+        const after = treeRssKiB(c.pid);
+        for (const s of sockets) s.destroy();
+        record('idle', c.name, (after - before) / idleCount);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     for (const c of order) {
       process.stderr.write(`round ${round + 1}/${rounds}: ${c.name}\n`);
       const ka = await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds, dir });
@@ -79,15 +95,6 @@ try {
       record('new1k', c.name, fresh.requestsPerSec);
       record('bulk', c.name, (await connectBulk(c.port, blaster.port, seconds)) / 1e6);
       record('setups', c.name, await connectSetups(c.port, nginx.port, 32, seconds));
-      if (c.port !== undefined && c.pid !== undefined && round === 0) {
-        const before = treeRssKiB(c.pid);
-        const sockets = await idleTunnels(c.port, nginx.port, idleCount);
-        await new Promise((r) => setTimeout(r, 1000));
-        const after = treeRssKiB(c.pid);
-        for (const s of sockets) s.destroy();
-        record('idle', c.name, (after - before) / idleCount);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
     }
   }
 } finally {

@@ -4,41 +4,26 @@ import type net from 'node:net';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import type { SharedState } from '../shared/shared-state.ts';
+import type { ConnectionTask, ServeInit, ServingSetup } from '../shared/serve-init.ts';
 
 /** The task module, loaded by file name: the primary never imports worker code. */
 const TASK_FILE = new URL('../worker/connection-task.ts', import.meta.url);
 
-export interface ConnectionTaskInput {
-  socket: net.Socket;
-  lease: number;
-  id: number;
-  client: string;
-  address: string;
-}
-
-/** What every serving thread starts with (the worker module's ServeInit, without the shared buffers). */
-export interface ServingSetup {
-  blocklist: readonly string[];
-  users: [string, string][] | undefined;
-  tls: { cert: string; key: string } | undefined;
-  viaToken: string;
-  ownPorts: number[];
-  localAddresses: string[];
-}
+export type { ServingSetup } from '../shared/serve-init.ts';
 
 export interface Serving {
-  serve(task: ConnectionTaskInput): Promise<unknown>;
+  serve(task: ConnectionTask): Promise<unknown>;
   /** Threads serving, for the log. */
   readonly threads: number;
   close(): Promise<void>;
 }
 
 export async function startServing(shared: SharedState, options: ProxyOptions, setup: ServingSetup): Promise<Serving> {
-  const init = { buffers: shared.buffers, options, ...setup, testHooks: process.env.PROXYD_TEST_HOOKS === '1' };
+  const init: ServeInit = { buffers: shared.buffers, options, ...setup, testHooks: process.env.PROXYD_TEST_HOOKS === '1' };
   if (options.workers === 0) {
     const task = (await import(TASK_FILE.href)) as {
       init(data: typeof init): void;
-      default(task: ConnectionTaskInput): Promise<unknown>;
+      default(task: ConnectionTask): Promise<unknown>;
     };
     task.init(init);
     const sockets = new Set<net.Socket>();

@@ -12,34 +12,15 @@ import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import { blocklistOf } from '../policy/blocklist.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
-import { attachSharedState, type SharedBuffers } from '../shared/shared-state.ts';
+import { attachSharedState } from '../shared/shared-state.ts';
+import type { ConnectionTask, ServeInit } from '../shared/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../shared/policy-channel.ts';
 import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
 import { ProxyAuth } from './proxy-auth.ts';
 import { countRefusalsIn } from './refuse.ts';
 
-export interface ServeInit {
-  buffers: SharedBuffers;
-  options: ProxyOptions;
-  blocklist: readonly string[];
-  /** htpasswd entries [user, hash], or undefined when authentication is off. */
-  users: [string, string][] | undefined;
-  /** PEM strings when the listener speaks TLS. */
-  tls: { cert: string; key: string } | undefined;
-  viaToken: string;
-  ownPorts: number[];
-  localAddresses: string[];
-  testHooks: boolean;
-}
-
-export interface ConnectionTask {
-  socket: net.Socket;
-  lease: number;
-  id: number;
-  client: string;
-  address: string;
-}
+export type { ConnectionTask, ServeInit } from '../shared/serve-init.ts';
 
 export interface ConnectionSummary {
   up: number;

@@ -8,10 +8,9 @@
 import yargs, { type Argv } from 'yargs';
 import { loadConfigFile } from './config/config-file.ts';
 import { formatDuration } from './config/duration.ts';
-import { FLAG_NAMES, FLAGS, type FlagName, type RawOptions } from './config/flags.ts';
+import { defaultRaw, FLAG_NAMES, FLAGS, type RawOptions } from './config/flags.ts';
 import type { ProxyOptions } from './config/options.ts';
 import { OptionError, resolveOptions, toOptions } from './config/to-options.ts';
-import { defaultRaw } from './config/flags.ts';
 import { startProxy } from './primary/start-proxy.ts';
 import { startAdminServer } from './admin/admin-server.ts';
 
@@ -155,4 +154,3 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGHUP', reload);
 }
 
-export type { FlagName };

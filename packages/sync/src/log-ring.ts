@@ -2,7 +2,7 @@
  * LogRing — a byte ring of length-prefixed records in one SharedArrayBuffer: many producer threads, one
  * consumer thread (the logger). Records are bytes (proxyd writes one JSON object per record).
  *
- *     header (Int32):  [mutex ×2][writeSeq][readSeq][dropped][records][capacity][maxRecord]
+ *     header (Int32):  [mutex ×2][writeSeq][readSeq][dropped][records][capacity][unused]
  *     data   (bytes):  capacity bytes, a power of two
  *
  *           readSeq                     writeSeq

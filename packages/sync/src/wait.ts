@@ -16,8 +16,7 @@ export function waitAsyncUntilChanged(
   expected: number,
   timeoutMs: number = Infinity,
 ): Promise<WaitResult> | WaitResult {
-  const result = Atomics.waitAsync(words, index, expected, timeoutMs);
-  return result.async ? result.value : result.value;
+  return Atomics.waitAsync(words, index, expected, timeoutMs).value;
 }
 
 /** Milliseconds left until `deadline` (a performance.now() value), never negative. */

@@ -26,7 +26,6 @@ import { startLoggerThread, type LogSummary } from './logger-thread.ts';
 import { WaitHistogram } from '../shared/wait-histogram.ts';
 import { startServing } from './serving.ts';
 
-export { loadBlocklist } from './load-files.ts';
 
 export interface RunningProxy {
   /** Where it listens. */
@@ -77,8 +76,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // Every file is read and checked before anything starts.
   const blocklist = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
   const users = options.authFile ? await loadUsers(options.authFile) : undefined;
-  const tlsFiles = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+  const tlsFiles = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;
   let acl = createClientAcl(options.allowClient, users !== undefined);
   let current = options;
 

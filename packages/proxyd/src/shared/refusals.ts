@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+
 // Every answer proxyd gives instead of forwarding: one table, one place to read what the proxy can
 // answer and why (status, a stable code, a short explanation for the body and the log).
 export const REFUSALS = {
@@ -31,21 +33,11 @@ export function rawRefusal(code: RefusalCode, detail = '', extraHeaders: Record<
   })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${headers}\r\n${body}`;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${headers}\r\n${body}`;
 }
 
 export function refusalBody(code: RefusalCode, detail = ''): string {
   const { status, reason } = REFUSALS[code];
-  return `${status} ${STATUS_TEXT[status]}: ${reason}${detail ? ` (${detail})` : ''}\n`;
+  return `${status} ${STATUS_CODES[status]}: ${reason}${detail ? ` (${detail})` : ''}\n`;
 }
 
-export const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  407: 'Proxy Authentication Required',
-  414: 'URI Too Long',
-  429: 'Too Many Requests',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};

@@ -3,13 +3,13 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
+import { methodStat } from '../shared/stats-names.ts';
 import { parseAuthority } from './authority.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
-import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
-import { logForbiddenDestination, passGate } from './request-gate.ts';
-import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
+import { guardedLookup } from './guarded-lookup.ts';
+import { answerUpstreamFailure, passGate } from './request-gate.ts';
+import { upstreamTimeoutError } from './upstream-errors.ts';
 
 export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
   const { stats, log } = ctx.shared;
@@ -44,16 +44,8 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
   const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
   const onConnectError = (err: NodeJS.ErrnoException): void => {
     clearTimeout(timer);
-    if (err.code === 'EDESTFORBIDDEN') {
-      const forbidden = err as ForbiddenDestinationError;
-      logForbiddenDestination(ctx, conn, 'CONNECT', target, forbidden);
-      return refuseSocket(client, 'FORBIDDEN_DESTINATION', `${authority.host} resolves to ${forbidden.address}: ${forbidden.rule}`);
-    }
-    const { refusal, kind, what } = classifyUpstreamError(err);
-    stats.add('upstreamErrors');
-    stats.add(upstreamErrorStat(kind));
-    log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: 'CONNECT', target, kind, error: what });
-    refuseSocket(client, refusal, `${target}: ${what}`);
+    const { code, detail } = answerUpstreamFailure(ctx, conn, 'CONNECT', err, authority.host, target, { target });
+    refuseSocket(client, code, detail);
   };
   upstream.once('error', onConnectError);
   client.once('close', () => {

@@ -3,13 +3,13 @@
 // never buffered whole.
 import http from 'node:http';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
+import { methodStat } from '../shared/stats-names.ts';
 import { countStatus } from './refuse.ts';
-import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
+import { guardedLookup } from './guarded-lookup.ts';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
 import { notAProxyRequestPage, refuseResponse } from './refuse.ts';
-import { logForbiddenDestination, passGate } from './request-gate.ts';
-import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
+import { answerUpstreamFailure, passGate } from './request-gate.ts';
+import { upstreamTimeoutError } from './upstream-errors.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
@@ -104,16 +104,8 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
     clearTimeout(timer);
     if (failed) return;
     failed = true;
-    if (err.code === 'EDESTFORBIDDEN') {
-      const forbidden = err as ForbiddenDestinationError;
-      logForbiddenDestination(ctx, conn, req.method, target, forbidden);
-      return refuseResponse(res, 'FORBIDDEN_DESTINATION', `${url.host} resolves to ${forbidden.address}: ${forbidden.rule}`);
-    }
-    const { refusal, kind, what } = classifyUpstreamError(err);
-    stats.add('upstreamErrors');
-    stats.add(upstreamErrorStat(kind));
-    log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });
-    if (!res.headersSent) refuseResponse(res, refusal, `${url.host}: ${what}`);
+    const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err, url.host, url.host, { url: target });
+    if (!res.headersSent) refuseResponse(res, code, detail);
     else res.destroy(); // mid-response: all we can do is cut the connection
   });
   req.on('data', (chunk: Buffer) => (bytesUp += chunk.length));

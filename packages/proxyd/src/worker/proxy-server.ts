@@ -73,7 +73,7 @@ function onClientError(ctx: ServeContext, err: NodeJS.ErrnoException, socket: ne
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   ctx.shared.stats.add('badRequests');
   ctx.shared.log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, status, error: err.code ?? err.message });
-  const text = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+  const text = http.STATUS_CODES[status];
   const body = `${status} ${text}: the proxy could not parse this request (${err.code ?? 'error'})\n`;
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -3,13 +3,13 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { methodStat, upstreamErrorStat } from '../shared/stats-names.ts';
+import { methodStat } from '../shared/stats-names.ts';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
-import { guardedLookup, type ForbiddenDestinationError } from './guarded-lookup.ts';
-import { logForbiddenDestination, passGate } from './request-gate.ts';
-import { classifyUpstreamError, upstreamTimeoutError } from './upstream-errors.ts';
+import { guardedLookup } from './guarded-lookup.ts';
+import { answerUpstreamFailure, passGate } from './request-gate.ts';
+import { upstreamTimeoutError } from './upstream-errors.ts';
 
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 
@@ -80,16 +80,8 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(timer);
-    if (err.code === 'EDESTFORBIDDEN') {
-      const forbidden = err as ForbiddenDestinationError;
-      logForbiddenDestination(ctx, conn, req.method, target, forbidden);
-      return refuseSocket(client, 'FORBIDDEN_DESTINATION', `${url.host} resolves to ${forbidden.address}: ${forbidden.rule}`);
-    }
-    const { refusal, kind, what } = classifyUpstreamError(err);
-    stats.add('upstreamErrors');
-    stats.add(upstreamErrorStat(kind));
-    log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method: req.method, url: target, kind, error: what });
-    refuseSocket(client, refusal, `${url.host}: ${what}`);
+    const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err, url.host, url.host, { url: target });
+    refuseSocket(client, code, detail);
   });
   upstream.end();
 }

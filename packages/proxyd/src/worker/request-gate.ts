@@ -8,7 +8,9 @@ import type http from 'node:http';
 import { portAllowed } from '../config/port-list.ts';
 import type { RefusalCode } from '../shared/refusals.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { checkLiteral, testGuard } from './guarded-lookup.ts';
+import { checkLiteral, ForbiddenDestinationError, testGuard } from './guarded-lookup.ts';
+import { classifyUpstreamError } from './upstream-errors.ts';
+import { upstreamErrorStat } from '../shared/stats-names.ts';
 
 export type RequestKind = 'http' | 'connect' | 'upgrade';
 
@@ -67,8 +69,30 @@ export async function passGate(ctx: ServeContext, conn: ConnectionInfo, req: htt
   return { allow: true, user };
 }
 
-/** An upstream error that is really the destination policy speaking (from guarded-lookup.ts). */
-export function logForbiddenDestination(ctx: ServeContext, conn: ConnectionInfo, method: string | undefined, target: string, err: { rule: string; address: string }): void {
-  ctx.shared.stats.add('blocked');
-  ctx.shared.log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method, target, rule: err.rule, address: err.address });
+/**
+ * An upstream connection failed: count it, log it, and say what to answer. The destination policy
+ * speaking through the resolver (guarded-lookup.ts, EDESTFORBIDDEN) is a refusal, logged as "blocked";
+ * anything else is an upstream error (502/504, by kind). The answer names `host` (and `label`, as the
+ * client wrote the destination, for upstream errors); `logged` is how the log record names the target.
+ */
+export function answerUpstreamFailure(
+  ctx: ServeContext,
+  conn: ConnectionInfo,
+  method: string | undefined,
+  err: NodeJS.ErrnoException,
+  host: string,
+  label: string,
+  logged: { url: string } | { target: string },
+): { code: RefusalCode; detail: string } {
+  const { stats, log } = ctx.shared;
+  if (err instanceof ForbiddenDestinationError) {
+    stats.add('blocked');
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method, target: 'url' in logged ? logged.url : logged.target, rule: err.rule, address: err.address });
+    return { code: 'FORBIDDEN_DESTINATION', detail: `${host} resolves to ${err.address}: ${err.rule}` };
+  }
+  const { refusal, kind, what } = classifyUpstreamError(err);
+  stats.add('upstreamErrors');
+  stats.add(upstreamErrorStat(kind));
+  log.write({ event: 'upstream-error', level: 'warn', conn: conn.id, client: conn.client, method, ...logged, kind, error: what });
+  return { code: refusal, detail: `${label}: ${what}` };
 }

@@ -3,6 +3,10 @@
  * rotates every round, so noise lands on all alike). Loopback only; every process stopped by pid.
  *
  *   node scripts/bench/run.ts [--seconds 5] [--rounds 2] [--workers 0,1,2] [--idle-tunnels 2000]
+ *                             [--measures ka1k,setups,…] [--peers squid,tinyproxy,proxy-chain] [--log-level info]
+ *
+ * --measures and --peers narrow a run while working on one number (the published table uses all);
+ * --log-level sets proxyd's (info logs every request; error measures what logging costs).
  *
  * Needs Debian's wrk, nginx-light, squid and tinyproxy (scripts/bench/install.sh installs them) and
  * fetches proxy-chain from npm into a temp folder. Prints a Markdown table: the median of the rounds,
@@ -15,13 +19,23 @@ import { parseArgs } from 'node:util';
 import { connectBulk, connectSetups, idleTunnels, startBlaster, wrk } from './load.ts';
 import { direct, startNginx, startProxyChain, startProxyd, startSquid, startTinyproxy, treeRssKiB, type Candidate } from './candidates.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1,2' }, 'idle-tunnels': { type: 'string', default: '2000' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1,2' }, 'idle-tunnels': { type: 'string', default: '2000' }, measures: { type: 'string', default: 'ka1k,ka100k,new1k,bulk,setups,idle,p99' }, peers: { type: 'string', default: 'squid,tinyproxy,proxy-chain' }, 'log-level': { type: 'string', default: 'info' } } });
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const workerCounts = String(values.workers).split(',').map(Number);
 const idleCount = Number(values['idle-tunnels']);
-if (!(seconds >= 1 && rounds >= 1 && idleCount >= 10 && workerCounts.every((w) => Number.isInteger(w) && w >= 0))) {
-  console.error('bench: --seconds ≥ 1, --rounds ≥ 1, --idle-tunnels ≥ 10, --workers a list of whole numbers');
+const measures = new Set(String(values.measures).split(','));
+const peerNames = new Set(String(values.peers).split(',').filter(Boolean));
+const logLevel = String(values['log-level']);
+const KNOWN_MEASURES = ['ka1k', 'ka100k', 'new1k', 'bulk', 'setups', 'idle', 'p99'];
+const KNOWN_PEERS = ['squid', 'tinyproxy', 'proxy-chain'];
+if (
+  !(seconds >= 1 && rounds >= 1 && idleCount >= 10 && workerCounts.every((w) => Number.isInteger(w) && w >= 0)) ||
+  ![...measures].every((m) => KNOWN_MEASURES.includes(m)) ||
+  ![...peerNames].every((p) => KNOWN_PEERS.includes(p)) ||
+  !['error', 'warn', 'info', 'debug'].includes(logLevel)
+) {
+  console.error(`bench: --seconds ≥ 1, --rounds ≥ 1, --idle-tunnels ≥ 10, --workers a list of whole numbers, --measures from ${KNOWN_MEASURES.join(',')}, --peers from ${KNOWN_PEERS.join(',')}, --log-level error|warn|info|debug`);
   process.exit(2);
 }
 
@@ -49,10 +63,10 @@ const stopAll = async () => {
 process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 try {
   // One at a time, so that a failure still stops every process already started.
-  for (const w of workerCounts) candidates.push(await startProxyd(dir, w));
-  candidates.push(await startSquid(dir));
-  candidates.push(await startTinyproxy(dir));
-  candidates.push(await startProxyChain(dir));
+  for (const w of workerCounts) candidates.push(await startProxyd(dir, w, logLevel));
+  if (peerNames.has('squid')) candidates.push(await startSquid(dir));
+  if (peerNames.has('tinyproxy')) candidates.push(await startTinyproxy(dir));
+  if (peerNames.has('proxy-chain')) candidates.push(await startProxyChain(dir));
 } catch (err) {
   await stopAll();
   throw err;
@@ -68,7 +82,7 @@ const record = (measure: string, candidate: string, value: number) => {
 try {
   for (let round = 0; round < rounds; round++) {
     const order = candidates.map((_, i) => candidates[(i + round) % candidates.length]!);
-    if (round === 0) {
+    if (round === 0 && measures.has('idle')) {
       // Memory per idle tunnel first, while every proxy is fresh (a heap grown by earlier load would
       // absorb the new tunnels and hide their cost).
       for (const c of order) {
@@ -86,15 +100,21 @@ try {
     }
     for (const c of order) {
       process.stderr.write(`round ${round + 1}/${rounds}: ${c.name}\n`);
-      const ka = await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds, dir });
-      record('ka1k', c.name, ka.requestsPerSec);
-      record('p99', c.name, ka.p99Ms);
-      const big = await wrk({ url: `${origin}/100k`, proxyPort: c.port, connections: 50, seconds, dir });
-      record('ka100k', c.name, big.bytesPerSec / 1e6);
-      const fresh = await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds, close: true, dir });
-      record('new1k', c.name, fresh.requestsPerSec);
-      record('bulk', c.name, (await connectBulk(c.port, blaster.port, seconds)) / 1e6);
-      record('setups', c.name, await connectSetups(c.port, nginx.port, 32, seconds));
+      if (measures.has('ka1k') || measures.has('p99')) {
+        const ka = await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds, dir });
+        record('ka1k', c.name, ka.requestsPerSec);
+        record('p99', c.name, ka.p99Ms);
+      }
+      if (measures.has('ka100k')) {
+        const big = await wrk({ url: `${origin}/100k`, proxyPort: c.port, connections: 50, seconds, dir });
+        record('ka100k', c.name, big.bytesPerSec / 1e6);
+      }
+      if (measures.has('new1k')) {
+        const fresh = await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds, close: true, dir });
+        record('new1k', c.name, fresh.requestsPerSec);
+      }
+      if (measures.has('bulk')) record('bulk', c.name, (await connectBulk(c.port, blaster.port, seconds)) / 1e6);
+      if (measures.has('setups')) record('setups', c.name, await connectSetups(c.port, nginx.port, 32, seconds));
     }
   }
 } finally {
@@ -123,6 +143,10 @@ for (const m of MEASURES) {
   });
   const better = (a: number, b: number) => (m.higherBetter ? a > b : a < b);
   const pick = (list: string[]) => list.map((n) => value(n)).filter((v): v is number => v !== undefined).reduce((a, b) => (better(a, b) ? a : b));
+  if (proxyds.length === 0 || peers.length === 0) {
+    lines.push(`| ${m.label} | ${cells.join(' | ')} | – |`);
+    continue;
+  }
   const bestProxyd = pick(proxyds);
   const bestPeer = pick(peers);
   const ratio = m.higherBetter ? bestProxyd / bestPeer : bestPeer / bestProxyd;

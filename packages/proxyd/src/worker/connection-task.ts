@@ -19,6 +19,7 @@ import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
 import { ProxyAuth } from './proxy-auth.ts';
 import { countRefusalsIn } from './refuse.ts';
+import { createUpstreamPool } from './upstream-pool.ts';
 
 export type { ConnectionTask, ServeInit } from '../shared/serve-init.ts';
 
@@ -38,7 +39,7 @@ let workerSlot = -1;
 /** Set this thread up to serve. Runs once per thread (Piscina workers call it at load). */
 export function init(data: ServeInit): void {
   if (ctx) return;
-  ctx = {
+  const context: ServeContext = {
     shared: attachSharedState(data.buffers),
     options: data.options,
     blocklist: blocklistOf(data.blocklist),
@@ -46,9 +47,10 @@ export function init(data: ServeInit): void {
     auth: new ProxyAuth(data.users ? new Map(data.users) : undefined),
     viaToken: data.viaToken,
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
-    agent: new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' }),
+    upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
     testHooks: data.testHooks,
   };
+  ctx = context;
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);
   workerSlot = ctx.shared.workers.claim();
@@ -63,7 +65,6 @@ export function init(data: ServeInit): void {
   // SIGHUP in the primary re-reads the blocklist and broadcasts it to every serving thread.
   const channel = new BroadcastChannel(POLICY_CHANNEL);
   channel.unref();
-  const context = ctx;
   channel.onmessage = (message) => {
     const update = (message as { data: ChannelMessage }).data;
     if (update.type === 'close-all') {

@@ -1,6 +1,6 @@
 // What a serving thread knows: the shared memory, the options, the current policy, the upstream pool.
-import type http from 'node:http';
 import type tls from 'node:tls';
+import type { Agent } from 'undici';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
@@ -17,8 +17,8 @@ export interface ServeContext {
   viaToken: string;
   /** TLS for the listener (--tls-cert/--tls-key): terminated here, in the worker. */
   tls: tls.SecureContext | undefined;
-  /** Keep-alive connections to upstream servers, reused across requests and connections. */
-  agent: http.Agent;
+  /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts). */
+  upstream: Agent;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }

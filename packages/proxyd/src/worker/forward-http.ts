@@ -4,12 +4,10 @@
 import http from 'node:http';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../shared/stats-names.ts';
-import { countStatus } from './refuse.ts';
-import { guardedLookup } from './guarded-lookup.ts';
+import type { Dispatcher } from 'undici';
 import { endToEndHeaders, withHost, withVia } from './headers.ts';
-import { notAProxyRequestPage, refuseResponse } from './refuse.ts';
+import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
-import { upstreamTimeoutError } from './upstream-errors.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
@@ -59,76 +57,127 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
   const port = Number(url.port || 80);
   void passGate(ctx, conn, req, 'http', host, port).then((decision) => {
     if (!decision.allow) return refuseResponse(res, decision.code, decision.detail, decision.headers);
-    send(ctx, conn, req, res, url, host, port);
+    send(ctx, conn, req, res, url);
   });
 }
 
-function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, host: string, port: number): void {
-  const { stats, log } = ctx.shared;
-  if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
-  const target = req.url ?? '';
-  const started = performance.now();
-  const headers = withVia(withHost(endToEndHeaders(req.rawHeaders), url.host), ctx.viaToken);
-  const upstream = http.request({
-    host,
-    port,
-    method: req.method,
-    path: `${url.pathname}${url.search}`,
-    headers,
-    setHost: false,
-    agent: ctx.agent,
-    lookup: guardedLookup(ctx.destinations, port, ctx.testHooks),
-  });
-  let status = 0;
-  let bytesDown = 0;
-  let bytesUp = 0;
-  let failed = false;
-  const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
+/**
+ * One request on its way to the origin and its answer on the way back, as an undici dispatch handler:
+ * undici calls these methods as the exchange goes (no stream objects in between), and the response is
+ * written straight to the client's ServerResponse, with back-pressure: when the client reads slower
+ * than the origin sends, the upstream connection is paused until the client has drained.
+ */
+class ForwardExchange implements Dispatcher.DispatchHandler {
+  status = 0;
+  bytesDown = 0;
+  bytesUp = 0;
+  failed = false;
+  clientGone = false;
+  controller: Dispatcher.DispatchController | undefined;
+  readonly started = performance.now();
+  readonly ctx: ServeContext;
+  readonly conn: ConnectionInfo;
+  readonly req: http.IncomingMessage;
+  readonly res: http.ServerResponse;
+  readonly url: URL;
+  readonly hasBody: boolean;
 
-  upstream.on('response', (upRes) => {
-    clearTimeout(timer);
-    status = upRes.statusCode ?? 502;
-    countStatus(ctx.shared.stats, status);
-    if (res.destroyed) return void upRes.destroy(); // the client left before the answer came
+  constructor(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, hasBody: boolean) {
+    this.hasBody = hasBody;
+    this.ctx = ctx;
+    this.conn = conn;
+    this.req = req;
+    this.res = res;
+    this.url = url;
+    res.once('close', () => this.onClientClose());
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone) return void controller.abort(CLIENT_GONE);
+    // Count the body's bytes for the log. Not before: a 'data' listener starts the body flowing, and
+    // until now undici had not attached its own (it does so right after this call, in the same tick).
+    if (this.hasBody && this.req.listenerCount('data') === 0) this.req.on('data', (chunk: Buffer) => (this.bytesUp += chunk.length));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+    if (statusCode < 200) return; // 103 Early Hints and the like: the final answer follows
+    const { ctx, res } = this;
+    this.status = statusCode;
+    countStatus(ctx.shared.stats, statusCode);
+    if (res.destroyed) return void controller.abort(CLIENT_GONE);
     // Clients are queued for a permit: end this connection after the response and let one in.
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
-    res.writeHead(status, upRes.statusMessage, withVia(endToEndHeaders(upRes.rawHeaders), ctx.viaToken));
-    upRes.on('data', (chunk: Buffer) => (bytesDown += chunk.length));
-    // .pipe(), not stream.pipeline(): pipeline makes an AbortController per call and an AbortError (a
-    // DOMException with a stack) when it finishes — 6% of a worker's time in the profile. Errors on
-    // either side are handled here and by the 'close' handlers below.
-    upRes.pipe(res);
-    upRes.once('error', () => res.destroy());
-  });
-  upstream.on('error', (err: NodeJS.ErrnoException) => {
-    clearTimeout(timer);
-    if (failed) return;
-    failed = true;
-    const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err, url.host, url.host, { url: target });
+    const raw = (controller.rawHeaders ?? []) as Buffer[];
+    const names: string[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) names[i] = raw[i]!.toString('latin1');
+    res.writeHead(statusCode, statusMessage, withVia(endToEndHeaders(names), ctx.viaToken));
+    res.on('drain', () => controller.resume());
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytesDown += chunk.length;
+    if (!this.res.write(chunk)) controller.pause(); // resumed on 'drain'
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const { ctx, conn, req, res, url } = this;
+    if (this.clientGone || this.failed) return; // we aborted it: the client left
+    this.failed = true;
+    const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err as NodeJS.ErrnoException, url.host, url.host, { url: req.url ?? '' });
     if (!res.headersSent) refuseResponse(res, code, detail);
     else res.destroy(); // mid-response: all we can do is cut the connection
-  });
-  req.on('data', (chunk: Buffer) => (bytesUp += chunk.length));
-  req.pipe(upstream);
-  req.once('error', () => upstream.destroy());
-  res.once('close', () => {
-    if (!res.writableFinished && !upstream.destroyed) upstream.destroy(); // the client went away early
-  });
+  }
 
-  res.once('close', () => {
-    clearTimeout(timer);
-    if (failed) return;
-    stats.add('allowed');
-    log.write({
+  onClientClose(): void {
+    const { ctx, conn, req, res } = this;
+    if (!res.writableFinished) {
+      this.clientGone = true; // the client went away early: stop the upstream side too
+      this.controller?.abort(CLIENT_GONE);
+    }
+    if (this.failed) return;
+    ctx.shared.stats.add('allowed');
+    ctx.shared.log.write({
       event: 'request',
       conn: conn.id,
       client: conn.client,
       method: req.method,
-      url: target,
-      status: res.writableFinished ? status : `${status} (cut)`,
-      up: bytesUp,
-      down: bytesDown,
-      ms: Math.round((performance.now() - started) * 10) / 10,
+      url: req.url,
+      status: res.writableFinished ? this.status : `${this.status} (cut)`,
+      up: this.bytesUp,
+      down: this.bytesDown,
+      ms: Math.round((performance.now() - this.started) * 10) / 10,
     });
-  });
+  }
 }
+
+const CLIENT_GONE = new Error('the client closed its connection');
+
+function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+  if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
+  // A body only when the request framed one: a GET without one must not become a chunked upload.
+  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  const exchange = new ForwardExchange(ctx, conn, req, res, url, hasBody);
+  try {
+    ctx.upstream.dispatch(
+      {
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: req.method ?? 'GET',
+        headers: withVia(withHost(endToEndHeaders(req.rawHeaders), url.host), ctx.viaToken),
+        body: hasBody ? req : null,
+        headersTimeout: ctx.options.upstreamTimeoutMs,
+        // Between body chunks the client side's idle timeout governs (proxy-server.ts).
+        bodyTimeout: 0,
+      },
+      exchange,
+    );
+  } catch (err) {
+    exchange.onResponseError(undefined as never, err as Error);
+  }
+}
+

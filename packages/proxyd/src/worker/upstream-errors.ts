@@ -13,8 +13,17 @@ const KINDS: Record<string, { refusal: RefusalCode; what: string }> = {
   UPSTREAM_TIMEOUT: { refusal: 'UPSTREAM_TIMEOUT', what: 'no answer within the upstream timeout' },
 };
 
+// undici (the upstream pool) names some of the same failures its own way; log and count them as one.
+const UNDICI_ALIASES: Record<string, string> = {
+  UND_ERR_SOCKET: 'ECONNRESET', // "other side closed" mid-exchange
+  UND_ERR_CONNECT_TIMEOUT: 'UPSTREAM_TIMEOUT',
+  UND_ERR_HEADERS_TIMEOUT: 'UPSTREAM_TIMEOUT',
+  UND_ERR_BODY_TIMEOUT: 'UPSTREAM_TIMEOUT',
+};
+
 export function classifyUpstreamError(err: NodeJS.ErrnoException): { refusal: RefusalCode; kind: string; what: string } {
-  const kind = err.code ?? 'ERROR';
+  const code = err.code ?? 'ERROR';
+  const kind = UNDICI_ALIASES[code] ?? code;
   const known = KINDS[kind];
   return known ? { ...known, kind } : { refusal: 'UPSTREAM_UNREACHABLE', kind, what: err.message };
 }

@@ -14,16 +14,17 @@ interface ConsumerReport {
   dropped: number;
 }
 
-async function run(ring: LogRing, perProducer: number, retry: boolean) {
+async function run(ring: LogRing, perProducer: number, retry: boolean, pacing: { napEvery?: number; sleep?: 'timed' | 'untimed' } = {}) {
   const gate = new StartGate();
   const sent = PRODUCERS * perProducer;
-  const consumer = runWorkers<ConsumerReport>(CONSUMER, 1, () => ({ ringBuffer: ring.buffer, producers: PRODUCERS, sent, retried: retry }));
+  const consumer = runWorkers<ConsumerReport>(CONSUMER, 1, () => ({ ringBuffer: ring.buffer, producers: PRODUCERS, sent, retried: retry, sleep: pacing.sleep }));
   const producers = runWorkers<{ refused: number; accepted: number }>(PRODUCER, PRODUCERS, (producer) => ({
     ringBuffer: ring.buffer,
     gateBuffer: gate.buffer,
     producer,
     count: perProducer,
     retry,
+    napEvery: pacing.napEvery,
   }));
   await gate.openWhenReady(PRODUCERS);
   const [produced, [report]] = await Promise.all([producers, consumer]);
@@ -40,6 +41,19 @@ t.test('4 producers × 50,000 records: each arrives exactly once, intact, in its
   t.equal(ring.dropped, refused, `the dropped counter counts each refusal of a full ring (${refused}, retried)`);
   t.equal(ring.written, 200_000);
   t.equal(ring.usedBytes, 0, 'the ring is empty at the end');
+});
+
+t.test('no lost wake-up: a consumer sleeping with no timeout sees every record while producers pause and resume', async (t) => {
+  // Producers notify only when the consumer has said it is asleep (the `asleep` word). If that handshake
+  // could miss, the consumer would sleep through a record with nothing to wake it: this run would stall
+  // for 30 s and the counts below would come up short.
+  const ring = LogRing.create(64 * 1024);
+  const started = performance.now();
+  const { report } = await run(ring, 20_000, true, { napEvery: 3, sleep: 'untimed' });
+  const ms = performance.now() - started;
+  t.same(report.defects, []);
+  t.same(report.received, Array(PRODUCERS).fill(20_000), 'every record arrived');
+  t.ok(ms < 25_000, `finished without a stall (${Math.round(ms)} ms)`);
 });
 
 t.test('a ring too small for the load: received + dropped == sent, exactly', async (t) => {

@@ -3,7 +3,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { parseRecord } from './ring-records.ts';
 
-const { ringBuffer, producers, sent, retried } = workerData as {
+const { ringBuffer, producers, sent, retried, sleep = 'timed' } = workerData as {
+  /** How the consumer waits when the ring is empty: 100 ms at most, or with no timeout at all (a lost
+   * wake-up would then hang it until the deadline below, and the test reports the missing records). */
+  sleep?: 'timed' | 'untimed';
   ringBuffer: SharedArrayBuffer;
   producers: number;
   sent: number;
@@ -14,7 +17,7 @@ const lastSeq = new Array<number>(producers).fill(-1);
 const received = new Array<number>(producers).fill(0);
 let defects: string[] = [];
 let total = 0;
-const deadline = Date.now() + 60_000;
+const deadline = Date.now() + (sleep === 'untimed' ? 30_000 : 60_000);
 
 function check(bytes: Uint8Array): void {
   const { producer, seq, intact } = parseRecord(bytes);
@@ -27,11 +30,17 @@ function check(bytes: Uint8Array): void {
   if (defects.length > 20) defects = defects.slice(0, 20);
 }
 
+// Untimed waits: one timer for the whole run, so that a lost wake-up ends the run instead of hanging it.
+let stuckTimer: NodeJS.Timeout | undefined;
+const stuck = new Promise<void>((resolve) => (stuckTimer = setTimeout(resolve, 30_000)));
 // Everything sent is either received or (when producers do not retry) counted as dropped.
 const done = () => (retried ? total >= sent : total + ring.dropped >= sent);
 while (!done() && Date.now() < deadline) {
   ring.drain(check);
-  await ring.waitForRecords(100);
+  if (done()) break;
+  if (sleep === 'timed') await ring.waitForRecords(100);
+  else await Promise.race([ring.waitForRecords(), stuck]);
 }
+clearTimeout(stuckTimer);
 ring.drain(check);
 parentPort!.postMessage({ total, received, lastSeq, defects, dropped: ring.dropped });

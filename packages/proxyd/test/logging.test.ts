@@ -36,3 +36,21 @@ t.test('a status line appears while the proxy is busy', async (t) => {
   t.match(status.at(-1), { accepted: Number, requests: Number, active: Number, waiting: Number });
   t.equal(status.at(-1)!.requests, 5);
 });
+
+t.test('the dashboard counts a request under its destination host, however the target was written', async (t) => {
+  const { hostOf } = await import('../src/logger/format.ts');
+  const cases: [Record<string, unknown>, string | undefined][] = [
+    [{ url: 'http://Example.COM/path?q=1' }, 'example.com'],
+    [{ url: 'http://example.com:8080/x' }, 'example.com'],
+    [{ url: 'http://example.com' }, 'example.com'],
+    [{ url: 'http://example.com?q' }, 'example.com'],
+    [{ url: 'http://[::1]:8080/x' }, '[::1]'],
+    [{ target: 'example.org:443' }, 'example.org'],
+    [{ target: '[2001:db8::1]:443' }, '[2001:db8::1]'],
+    [{ url: 'http:///nohost' }, undefined],
+    [{ event: 'status' }, undefined],
+  ];
+  for (const [record, host] of cases) t.equal(hostOf(record), host, JSON.stringify(record));
+  // The same answers as the WHATWG URL parser gives for the http:// forms.
+  for (const [record, host] of cases) if (typeof record.url === 'string' && host) t.equal(new URL(record.url).hostname, host);
+});

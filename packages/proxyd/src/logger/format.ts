@@ -12,3 +12,18 @@ export function readableLine(r: Record<string, unknown>): string {
   }
   return parts.join(' ');
 }
+
+/** The host a request went to: from "http://host:port/path" or a CONNECT "host:port" (no URL parse: hot path). */
+export function hostOf(record: Record<string, unknown>): string | undefined {
+  const where = typeof record.url === 'string' ? record.url : typeof record.target === 'string' ? record.target : undefined;
+  if (where === undefined) return undefined;
+  const scheme = where.indexOf('://');
+  let authority = where;
+  if (scheme >= 0) {
+    const rest = where.slice(scheme + 3);
+    const end = rest.search(/[/?#]/);
+    authority = end < 0 ? rest : rest.slice(0, end);
+  }
+  const host = authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.replace(/:\d*$/, '');
+  return host === '' ? undefined : host.toLowerCase();
+}

@@ -1,13 +1,17 @@
-// Relay bytes both ways between two sockets, with back-pressure (pipe pauses the faster side) and
-// half-close (one side's FIN becomes the other side's FIN; the other direction keeps flowing).
+// Relay bytes both ways between two sockets, with back-pressure (the faster side pauses while the other
+// drains) and half-close (one side's FIN becomes the other side's FIN; the other direction keeps flowing).
+//
+// Written out rather than a.pipe(b) / stream.pipeline(): a tunnel is mostly idle, and pipe() keeps nine
+// closures and its own state per direction for its whole life. Three listeners per direction do the same
+// job here (measured with heap snapshots over 2,000 idle tunnels, issue 7), and show the mechanism.
 import type net from 'node:net';
 
-/** Pipe a ↔ b; `onDone` runs once, when both sockets have closed. */
+/** Relay a ↔ b; `onDone` runs once, when both sockets have closed. */
 export function relay(a: net.Socket, b: net.Socket, onDone: () => void): void {
   a.allowHalfOpen = true;
   b.allowHalfOpen = true;
-  a.pipe(b);
-  b.pipe(a);
+  forward(a, b);
+  forward(b, a);
   let open = 2;
   const closed = (): void => {
     if (--open === 0) onDone();
@@ -17,14 +21,23 @@ export function relay(a: net.Socket, b: net.Socket, onDone: () => void): void {
     a.destroy();
     b.destroy();
   };
-  a.once('error', destroyBoth);
-  b.once('error', destroyBoth);
-  a.once('close', () => {
-    b.destroySoon();
+  a.on('error', destroyBoth);
+  b.on('error', destroyBoth);
+  a.on('close', () => {
+    b.destroySoon(); // what b still has to write goes out first
     closed();
   });
-  b.once('close', () => {
+  b.on('close', () => {
     a.destroySoon();
     closed();
   });
+}
+
+/** One direction: what `from` reads, `to` writes; `from` waits while `to` is full; FIN follows the data. */
+function forward(from: net.Socket, to: net.Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause(); // to's buffer is over its high-water mark
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
 }

@@ -14,9 +14,12 @@ import type { ServeContext } from './context.ts';
 
 const CHECK_MS = 100;
 const MIN_IDLE_MS = 1000;
+/** In the map while a request is in progress: known (its 'close' listener is set), not idle. */
+const BUSY = -1;
 
 export class IdleConnections {
-  /** Sockets between requests, and since when (performance.now()). */
+  /** This thread's HTTP connections: since when each is idle (performance.now()), or BUSY. A socket
+   * stays in the map until it closes, so that its one 'close' listener is added once, not per request. */
   readonly #idleSince = new Map<net.Socket, number>();
 
   constructor(ctx: ServeContext) {
@@ -33,15 +36,20 @@ export class IdleConnections {
     this.#idleSince.set(socket, performance.now());
   }
 
-  /** A request arrived, or the connection became a tunnel: not idle. */
+  /** A request arrived: not idle. */
   busy(socket: net.Socket): void {
+    if (this.#idleSince.has(socket)) this.#idleSince.set(socket, BUSY);
+  }
+
+  /** The connection became a tunnel (or an upgraded stream): never an idle HTTP connection again. */
+  forget(socket: net.Socket): void {
     this.#idleSince.delete(socket);
   }
 
   #yield(ctx: ServeContext): void {
     const now = performance.now();
     for (const [socket, since] of this.#idleSince) {
-      if (now - since < MIN_IDLE_MS) continue;
+      if (since === BUSY || now - since < MIN_IDLE_MS) continue;
       this.#idleSince.delete(socket);
       ctx.shared.stats.add('idleYields');
       ctx.shared.log.write({ event: 'idle-yield', level: 'debug', idleMs: Math.round(now - since), waiting: ctx.shared.semaphore.waiting });

@@ -47,11 +47,11 @@ export function createProxyServer(ctx: ServeContext): http.Server {
   server.keepAliveTimeout = ctx.options.idleTimeoutMs;
   server.on('timeout', (socket: net.Socket) => onIdle(ctx, socket));
   server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    idle.busy(socket);
+    idle.forget(socket);
     openTunnel(ctx, infoOf(socket), req, socket, head);
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    idle.busy(socket);
+    idle.forget(socket);
     relayUpgrade(ctx, infoOf(socket), req, socket, head);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => onClientError(ctx, err, socket));

@@ -26,7 +26,7 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
     return refuseSocket(client, 'BAD_TARGET', 'CONNECT needs host:port');
   }
   if (ctx.testHooks && authority.host === 'crash-worker.proxyd.test') process.exit(70); // test: worker dies
-  void passGate(ctx, conn, req, 'connect', authority.host, authority.port).then((decision) => {
+  passGate(ctx, conn, req, 'connect', authority.host, authority.port, (decision) => {
     if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
     dial(ctx, conn, target, authority, client, head, started);
   });

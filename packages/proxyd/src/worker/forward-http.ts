@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../shared/stats-names.ts';
 import type { Dispatcher } from 'undici';
-import { endToEndHeaders, withHost, withVia } from './headers.ts';
+import { forwardedHeaders, rawHeaderValue } from './headers.ts';
 import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 
@@ -55,7 +55,7 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
 
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = Number(url.port || 80);
-  void passGate(ctx, conn, req, 'http', host, port).then((decision) => {
+  passGate(ctx, conn, req, 'http', host, port, (decision) => {
     if (!decision.allow) return refuseResponse(res, decision.code, decision.detail, decision.headers);
     send(ctx, conn, req, res, url);
   });
@@ -111,7 +111,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const raw = (controller.rawHeaders ?? []) as Buffer[];
     const names: string[] = new Array(raw.length);
     for (let i = 0; i < raw.length; i++) names[i] = raw[i]!.toString('latin1');
-    res.writeHead(statusCode, statusMessage, withVia(endToEndHeaders(names), ctx.viaToken));
+    res.writeHead(statusCode, statusMessage, forwardedHeaders(names, { viaToken: ctx.viaToken }));
     res.on('drain', () => controller.resume());
   }
 
@@ -160,7 +160,7 @@ const CLIENT_GONE = new Error('the client closed its connection');
 function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
   if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
   // A body only when the request framed one: a GET without one must not become a chunked upload.
-  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  const hasBody = rawHeaderValue(req.rawHeaders, 'content-length') !== undefined || rawHeaderValue(req.rawHeaders, 'transfer-encoding') !== undefined;
   const exchange = new ForwardExchange(ctx, conn, req, res, url, hasBody);
   try {
     ctx.upstream.dispatch(
@@ -168,7 +168,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method: req.method ?? 'GET',
-        headers: withVia(withHost(endToEndHeaders(req.rawHeaders), url.host), ctx.viaToken),
+        headers: forwardedHeaders(req.rawHeaders, { viaToken: ctx.viaToken, host: url.host }),
         body: hasBody ? req : null,
         headersTimeout: ctx.options.upstreamTimeoutMs,
         // Between body chunks the client side's idle timeout governs (proxy-server.ts).

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../shared/stats-names.ts';
-import { endToEndHeaders, withHost, withVia } from './headers.ts';
+import { forwardedHeaders } from './headers.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
 import { guardedLookup } from './guarded-lookup.ts';
@@ -36,7 +36,7 @@ export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = Number(url.port || 80);
-  void passGate(ctx, conn, req, 'upgrade', host, port).then((decision) => {
+  passGate(ctx, conn, req, 'upgrade', host, port, (decision) => {
     if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
     upgrade(ctx, conn, req, client, clientHead, url, host, port);
   });
@@ -50,7 +50,7 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
     port,
     method: req.method,
     path: `${url.pathname}${url.search}`,
-    headers: withVia(withHost(endToEndHeaders(req.rawHeaders, KEEP_FOR_UPGRADE), url.host), ctx.viaToken),
+    headers: forwardedHeaders(req.rawHeaders, { viaToken: ctx.viaToken, host: url.host, keep: KEEP_FOR_UPGRADE }),
     setHost: false,
     agent: false,
     lookup: guardedLookup(ctx.destinations, port, ctx.testHooks),
@@ -59,7 +59,7 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
   upstream.on('upgrade', (upRes, upSocket, upHead) => {
     clearTimeout(timer);
     stats.add('allowed');
-    client.write(head(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', withVia(endToEndHeaders(upRes.rawHeaders, KEEP_FOR_UPGRADE), ctx.viaToken)));
+    client.write(head(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', forwardedHeaders(upRes.rawHeaders, { viaToken: ctx.viaToken, keep: KEEP_FOR_UPGRADE })));
     if (upHead.length > 0) client.write(upHead);
     if (clientHead.length > 0) upSocket.write(clientHead);
     client.setTimeout(ctx.options.idleTimeoutMs, () => {
@@ -74,7 +74,7 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
     // The origin declined to upgrade: pass its answer on and close.
     clearTimeout(timer);
     stats.add('allowed');
-    client.write(head(upRes.statusCode ?? 502, upRes.statusMessage ?? '', withVia(endToEndHeaders(upRes.rawHeaders), ctx.viaToken)));
+    client.write(head(upRes.statusCode ?? 502, upRes.statusMessage ?? '', forwardedHeaders(upRes.rawHeaders, { viaToken: ctx.viaToken })));
     upRes.pipe(client);
     log.write({ event: 'request', conn: conn.id, client: conn.client, method: req.method, url: target, status: upRes.statusCode, why: 'upgrade declined' });
   });

@@ -4,9 +4,11 @@
  *
  *   node scripts/bench/run.ts [--seconds 5] [--rounds 2] [--workers 0,1,2] [--idle-tunnels 2000]
  *                             [--measures ka1k,setups,…] [--peers squid,tinyproxy,proxy-chain] [--log-level info]
+ *                             [--quiet-workers 2]
  *
  * --measures and --peers narrow a run while working on one number (the published table uses all);
- * --log-level sets proxyd's (info logs every request; error measures what logging costs).
+ * --log-level sets proxyd's (info logs every request); --quiet-workers W adds proxyd with W workers and
+ * --log-level error to the same run, to show what logging costs (it does not count as "best proxyd").
  *
  * Needs Debian's wrk, nginx-light, squid and tinyproxy (scripts/bench/install.sh installs them) and
  * fetches proxy-chain from npm into a temp folder. Prints a Markdown table: the median of the rounds,
@@ -19,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { connectBulk, connectSetups, idleTunnels, startBlaster, wrk } from './load.ts';
 import { direct, startNginx, startProxyChain, startProxyd, startSquid, startTinyproxy, treeRssKiB, type Candidate } from './candidates.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1,2' }, 'idle-tunnels': { type: 'string', default: '2000' }, measures: { type: 'string', default: 'ka1k,ka100k,new1k,bulk,setups,idle,p99' }, peers: { type: 'string', default: 'squid,tinyproxy,proxy-chain' }, 'log-level': { type: 'string', default: 'info' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1,2' }, 'idle-tunnels': { type: 'string', default: '2000' }, measures: { type: 'string', default: 'ka1k,ka100k,new1k,bulk,setups,idle,p99' }, peers: { type: 'string', default: 'squid,tinyproxy,proxy-chain' }, 'log-level': { type: 'string', default: 'info' }, 'quiet-workers': { type: 'string', default: '' } } });
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const workerCounts = String(values.workers).split(',').map(Number);
@@ -27,15 +29,17 @@ const idleCount = Number(values['idle-tunnels']);
 const measures = new Set(String(values.measures).split(','));
 const peerNames = new Set(String(values.peers).split(',').filter(Boolean));
 const logLevel = String(values['log-level']);
+const quietWorkers = values['quiet-workers'] === '' ? undefined : Number(values['quiet-workers']);
 const KNOWN_MEASURES = ['ka1k', 'ka100k', 'new1k', 'bulk', 'setups', 'idle', 'p99'];
 const KNOWN_PEERS = ['squid', 'tinyproxy', 'proxy-chain'];
 if (
   !(seconds >= 1 && rounds >= 1 && idleCount >= 10 && workerCounts.every((w) => Number.isInteger(w) && w >= 0)) ||
   ![...measures].every((m) => KNOWN_MEASURES.includes(m)) ||
   ![...peerNames].every((p) => KNOWN_PEERS.includes(p)) ||
-  !['error', 'warn', 'info', 'debug'].includes(logLevel)
+  !['error', 'warn', 'info', 'debug'].includes(logLevel) ||
+  (quietWorkers !== undefined && !(Number.isInteger(quietWorkers) && quietWorkers >= 0))
 ) {
-  console.error(`bench: --seconds ≥ 1, --rounds ≥ 1, --idle-tunnels ≥ 10, --workers a list of whole numbers, --measures from ${KNOWN_MEASURES.join(',')}, --peers from ${KNOWN_PEERS.join(',')}, --log-level error|warn|info|debug`);
+  console.error(`bench: --seconds ≥ 1, --rounds ≥ 1, --idle-tunnels ≥ 10, --workers a list of whole numbers, --measures from ${KNOWN_MEASURES.join(',')}, --peers from ${KNOWN_PEERS.join(',')}, --log-level error|warn|info|debug, --quiet-workers a whole number`);
   process.exit(2);
 }
 
@@ -64,6 +68,7 @@ process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 try {
   // One at a time, so that a failure still stops every process already started.
   for (const w of workerCounts) candidates.push(await startProxyd(dir, w, logLevel));
+  if (quietWorkers !== undefined) candidates.push(await startProxyd(dir, quietWorkers, 'error'));
   if (peerNames.has('squid')) candidates.push(await startSquid(dir));
   if (peerNames.has('tinyproxy')) candidates.push(await startTinyproxy(dir));
   if (peerNames.has('proxy-chain')) candidates.push(await startProxyChain(dir));
@@ -80,24 +85,32 @@ const record = (measure: string, candidate: string, value: number) => {
 };
 
 try {
+if (measures.has('idle')) {
+    // Memory per idle tunnel first, while every proxy is fresh (a heap grown by earlier load would
+    // absorb the new tunnels and hide their cost).
+    for (const c of candidates) {
+      if (c.port === undefined || c.pid === undefined) continue;
+      process.stderr.write(`idle tunnels: ${c.name}\n`);
+      await new Promise((r) => setTimeout(r, 500));
+      const before = treeRssKiB(c.pid);
+      const sockets = await idleTunnels(c.port, nginx.port, idleCount);
+      await new Promise((r) => setTimeout(r, 2000));
+      const after = treeRssKiB(c.pid);
+      for (const s of sockets) s.destroy();
+      record('idle', c.name, (after - before) / idleCount);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  // Warm-up, not measured: every candidate serves each kind of load for a moment first (a JIT compiles
+  // its hot paths, pools fill, caches settle), so that round 1 measures the same steady state as round 2.
+  for (const c of candidates) {
+    process.stderr.write(`warm-up: ${c.name}\n`);
+    await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds: 2, dir });
+    await wrk({ url: `${origin}/100k`, proxyPort: c.port, connections: 50, seconds: 1, dir });
+    await connectSetups(c.port, nginx.port, 32, 1);
+  }
   for (let round = 0; round < rounds; round++) {
     const order = candidates.map((_, i) => candidates[(i + round) % candidates.length]!);
-    if (round === 0 && measures.has('idle')) {
-      // Memory per idle tunnel first, while every proxy is fresh (a heap grown by earlier load would
-      // absorb the new tunnels and hide their cost).
-      for (const c of order) {
-        if (c.port === undefined || c.pid === undefined) continue;
-        process.stderr.write(`idle tunnels: ${c.name}\n`);
-        await new Promise((r) => setTimeout(r, 500));
-        const before = treeRssKiB(c.pid);
-        const sockets = await idleTunnels(c.port, nginx.port, idleCount);
-        await new Promise((r) => setTimeout(r, 2000));
-        const after = treeRssKiB(c.pid);
-        for (const s of sockets) s.destroy();
-        record('idle', c.name, (after - before) / idleCount);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
     for (const c of order) {
       process.stderr.write(`round ${round + 1}/${rounds}: ${c.name}\n`);
       if (measures.has('ka1k') || measures.has('p99')) {
@@ -126,7 +139,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
 const names = candidates.map((c) => c.name);
 const peers = names.filter((n) => !n.startsWith('proxyd') && !n.startsWith('direct'));
-const proxyds = names.filter((n) => n.startsWith('proxyd'));
+const proxyds = names.filter((n) => n.startsWith('proxyd') && !n.includes('log error'));
 const lines: string[] = [];
 lines.push(`| measure | ${names.join(' | ')} | best proxyd ÷ best peer |`);
 lines.push(`|---|${names.map(() => '---').join('|')}|---|`);
@@ -152,6 +165,19 @@ for (const m of MEASURES) {
   const ratio = m.higherBetter ? bestProxyd / bestPeer : bestPeer / bestProxyd;
   lines.push(`| ${m.label} | ${cells.join(' | ')} | ${ratio.toFixed(2)}× ${ratio >= 1 ? '(ahead)' : '(behind)'} |`);
 }
-console.log(`\n${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} cores · Node.js ${process.versions.node} · ${seconds}s × ${rounds} rounds, median · wrk -t1 -c50 · nginx origin · loopback`);
+console.log(`\n${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} cores · Node.js ${process.versions.node} · warm-up, then ${seconds}s × ${rounds} rounds, median · wrk -t1 -c50 · nginx origin · loopback`);
 console.log(`(tinyproxy closes the client connection after each response: its keep-alive rows really measure a new connection per request; proxyd logs every request through its ring here, the peers log nothing)\n`);
 console.log(lines.join('\n'));
+if (quietWorkers !== undefined) {
+  // What logging costs: the same proxyd with every request logged (info) and with only errors logged.
+  const logged = `proxyd (workers ${quietWorkers})`;
+  const quiet = `proxyd (workers ${quietWorkers}, log error)`;
+  const parts: string[] = [];
+  for (const m of MEASURES) {
+    const row = results.get(m.key);
+    if (!row?.has(logged) || !row.has(quiet) || m.proxiesOnly) continue;
+    const ratio = median(row.get(logged)!) / median(row.get(quiet)!);
+    parts.push(`${m.key} ${ratio.toFixed(2)}×`);
+  }
+  console.log(`\nlogging every request (workers ${quietWorkers}), as a ratio to logging errors only: ${parts.join(', ')}`);
+}

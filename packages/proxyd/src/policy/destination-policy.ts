@@ -33,13 +33,42 @@ export function createDestinationPolicy(o: DestinationOptions): DestinationPolic
   for (const a of o.localAddresses) if (net.isIP(a)) addCidr(local, a);
   for (const cidr of [...LOOPBACK, ...UNSPECIFIED]) addCidr(local, cidr);
   const ownPorts = new Set(o.ownPorts);
+  // The verdict on an address, remembered: a keep-alive client sends request after request to the same
+  // IP literal, and each verdict is up to eight BlockList lookups. Bounded; a reload makes a new policy.
+  const memo = new Map<string, AddressVerdict>();
+  const verdictOf = (address: string): AddressVerdict => {
+    let verdict = memo.get(address);
+    if (verdict === undefined) {
+      verdict = judge(address, local, allowed);
+      if (memo.size >= MEMO_LIMIT) memo.clear();
+      memo.set(address, verdict);
+    }
+    return verdict;
+  };
   return {
     check(address, port) {
-      if (net.isIP(address) === 0) return 'not-an-address';
-      for (const r of ALWAYS_FORBIDDEN) if (inList(r.list, address)) return r.name;
-      if (ownPorts.has(port) && inList(local, address)) return 'proxy-itself';
-      if (inList(LOOPBACK_RULE.list, address) && !inList(allowed, address)) return 'loopback (allow with --allow-dest 127.0.0.0/8)';
-      return undefined;
+      const verdict = verdictOf(address);
+      if (verdict.rule !== undefined) return verdict.rule;
+      if (verdict.local && ownPorts.has(port)) return 'proxy-itself';
+      return verdict.loopbackRule;
     },
   };
+}
+
+const MEMO_LIMIT = 4096;
+
+interface AddressVerdict {
+  /** A rule that forbids the address on any port. */
+  rule: string | undefined;
+  /** The address is this machine (a connection to one of our own ports would be a loop). */
+  local: boolean;
+  /** Loopback not lifted by --allow-dest (checked after the own-port rule, which names the loop). */
+  loopbackRule: string | undefined;
+}
+
+function judge(address: string, local: net.BlockList, allowed: net.BlockList): AddressVerdict {
+  if (net.isIP(address) === 0) return { rule: 'not-an-address', local: false, loopbackRule: undefined };
+  for (const r of ALWAYS_FORBIDDEN) if (inList(r.list, address)) return { rule: r.name, local: false, loopbackRule: undefined };
+  const loopbackRule = inList(LOOPBACK_RULE.list, address) && !inList(allowed, address) ? 'loopback (allow with --allow-dest 127.0.0.0/8)' : undefined;
+  return { rule: undefined, local: inList(local, address), loopbackRule };
 }

@@ -125,6 +125,11 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+
+  /** The exchange failed before or during the answer: answer 502/504 (or cut a started response), log. */
+  fail(err: Error): void {
     const { ctx, conn, req, res, url } = this;
     if (this.clientGone || this.failed) return; // we aborted it: the client left
     this.failed = true;
@@ -177,7 +182,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
       exchange,
     );
   } catch (err) {
-    exchange.onResponseError(undefined as never, err as Error);
+    exchange.fail(err as Error); // undici refused the request outright (e.g. a header value it will not send)
   }
 }
 

@@ -53,7 +53,7 @@ export function forwardedHeaders(raw: readonly string[], { viaToken, host, keep 
 function connectionNamed(raw: readonly string[]): Set<string> | undefined {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    if (!isHeader(raw[i]!, 'connection')) continue;
     named ??= new Set();
     for (const token of raw[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
   }
@@ -64,8 +64,13 @@ function connectionNamed(raw: readonly string[]): Set<string> | undefined {
 export function rawHeaderValue(raw: readonly string[], lowerName: string): string | undefined {
   let value: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length !== lowerName.length || raw[i]!.toLowerCase() !== lowerName) continue;
+    if (!isHeader(raw[i]!, lowerName)) continue;
     value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]}`;
   }
   return value;
+}
+
+/** Is `name` the header `lowerName`, in any case? (The length test spares most lowercasing.) */
+function isHeader(name: string, lowerName: string): boolean {
+  return name.length === lowerName.length && name.toLowerCase() === lowerName;
 }

@@ -54,3 +54,29 @@ t.test('the dashboard counts a request under its destination host, however the t
   // The same answers as the WHATWG URL parser gives for the http:// forms.
   for (const [record, host] of cases) if (typeof record.url === 'string' && host) t.equal(new URL(record.url).hostname, host);
 });
+
+t.test('the logger writes in batches: each record is one JSON line in the file and one readable line on stdout, in order', async (t) => {
+  const { startCliProxy } = await import('./helpers/proxy.ts');
+  const { readFileSync } = await import('node:fs');
+  const proxy = await startCliProxy(['--workers', '2', '--log-level', 'info', '--status-interval', '0']);
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const N = 200; // concurrent: many records reach the logger in one wake-up
+  const results = await Promise.all(Array.from({ length: N }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?batch=${i}`)])));
+  t.same(results.map((r) => r.status), Array(N).fill(200));
+  t.equal(await proxy.stop('SIGTERM'), 0);
+  const lines = readFileSync(proxy.logFile, 'utf8').split('\n');
+  t.equal(lines.at(-1), '', 'the file ends with a newline');
+  const records = lines.slice(0, -1).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const requests = records.filter((r) => r.event === 'request');
+  t.same(new Set(requests.map((r) => r.url)).size, N, `all ${N} requests are in the file, one line each`);
+  for (const r of records) {
+    if (typeof r.time !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(r.time)) return t.fail(`time is not an ISO string: ${JSON.stringify(r)}`);
+  }
+  t.match(requests[0], { level: 'info', method: 'GET', status: 200, thread: Number, conn: Number, client: String }, 'fields survive the time being rewritten');
+  // stdout: one readable line per request, in the file's order.
+  const readable = proxy.stdout().split('\n').filter((line) => / info  request /.test(line));
+  t.equal(readable.length, N, `${N} readable request lines on stdout`);
+  const order = (text: string) => /batch=(\d+)/.exec(text)?.[1];
+  t.same(readable.map(order), requests.map((r) => order(String(r.url))), 'stdout and the file agree on the order');
+  t.match(readable[0], /^\d\d:\d\d:\d\d\.\d{3} info  request 127\.0\.0\.1:\d+ GET http:\/\/127\.0\.0\.1:\d+\/hello\?batch=\d+ 200 /);
+});

@@ -1,6 +1,7 @@
 // CONNECT tunnels: HTTPS through the proxy with curl, port policy, failed connects, half-close.
 import t from 'tap';
 import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
 import { startTlsOrigin } from './helpers/tls-origin.ts';
 import { startEchoServer } from './helpers/origin.ts';
 import { startTestProxy, readLog, eventually } from './helpers/proxy.ts';
@@ -8,12 +9,61 @@ import { curl } from './helpers/curl.ts';
 
 const tls = await startTlsOrigin();
 const echo = await startEchoServer();
-const proxy = await startTestProxy({ connectPorts: [[tls.port, tls.port], [echo.port, echo.port], [1, 1]] });
+const patterns = await startPatternServer();
+const proxy = await startTestProxy({ connectPorts: [[tls.port, tls.port], [echo.port, echo.port], [patterns.port, patterns.port], [1, 1]] });
 t.teardown(async () => {
   await proxy.close(1000);
   await tls.close();
   await echo.close();
+  await patterns.close();
 });
+
+/**
+ * A TCP server that, asked "id size style\n", sends `size` random bytes and closes. It remembers the
+ * SHA-256 of what it sent under `id`. Style "dribble": a few bytes at a time, each write on its own turn
+ * of the event loop (the proxy sees a stream of small reads). Style "burst": large writes, then the last
+ * 256 KiB dribbled.
+ */
+async function startPatternServer(): Promise<{ port: number; sha256(id: string): string | undefined; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const sent = new Map<string, string>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.once('data', (line) => {
+      const [id = '', size = '0', style = 'burst'] = line.toString().trim().split(' ');
+      const data = randomBytes(Number(size)); // random: a misplaced or stale byte cannot look right
+      sent.set(id, createHash('sha256').update(data).digest('hex'));
+      const dribbleFrom = style === 'burst' ? Math.max(0, data.length - 256 * 1024) : 0;
+      let at = 0;
+      let step = data.length;
+      const send = (): void => {
+        while (at < data.length) {
+          step = (step * 1103515245 + 12345) >>> 0;
+          const small = at >= dribbleFrom;
+          const n = small ? 1 + (step % 300) : 1024 + (step % (200 * 1024));
+          const ok = s.write(data.subarray(at, at + n));
+          at += n;
+          if (small) return void (ok ? setImmediate(send) : s.once('drain', send));
+          if (!ok) return void s.once('drain', send);
+        }
+        s.end();
+      };
+      send();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sha256: (id) => sent.get(id),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
 
 /** Open a raw CONNECT tunnel; resolves with the socket and the proxy's answer head. */
 function connectThrough(target: string): Promise<{ socket: net.Socket; head: string; rest: Buffer }> {
@@ -97,6 +147,48 @@ t.test('a tunnel relays a large transfer both ways with back-pressure', async (t
   await done;
   socket.destroy();
   t.equal(received, total, '32 MiB echoed through the tunnel');
+});
+
+t.test('many tunnels at once, with slow readers, each receive exactly the bytes their origin sent', async (t) => {
+  // The proxy reads origins into recycled buffers (pooled-reads.ts); a buffer reused while a write of
+  // its bytes is still pending would put one tunnel's bytes, or stale ones, into another's stream. Some
+  // readers sleep at first ("burst": megabytes in large writes; "slow": a long dribble of small ones):
+  // the kernel buffers towards them fill and the proxy's writes to them wait, after large reads and
+  // after small ones. Meanwhile "dribble" tunnels, read at once, keep small reads going on the thread.
+  const TUNNELS = 12;
+  const STYLES = ['burst', 'dribble', 'slow'] as const;
+  const results = await Promise.all(
+    Array.from({ length: TUNNELS }, async (_, i) => {
+      const style = STYLES[i % 3]!;
+      const size = style === 'burst' ? 8 * 1024 * 1024 : style === 'slow' ? 1024 * 1024 : 512 * 1024;
+      const sleeps = style !== 'dribble';
+      const { socket, rest } = await connectThrough(`127.0.0.1:${patterns.port}`);
+      if (sleeps) socket.pause();
+      const hash = createHash('sha256').update(rest);
+      let received = rest.length;
+      const finished = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`tunnel ${i}: ${received} of ${size} bytes after 30 s`)), 30_000);
+        socket.on('data', (d: Buffer) => {
+          hash.update(d);
+          received += d.length;
+        });
+        socket.once('end', () => (clearTimeout(timer), resolve()));
+        socket.once('error', (err) => (clearTimeout(timer), reject(err)));
+      });
+      socket.write(`tunnel-${i} ${size} ${style}\n`);
+      if (sleeps) {
+        await new Promise((r) => setTimeout(r, 400 + 40 * i));
+        socket.resume();
+      }
+      await finished;
+      socket.destroy();
+      return { style, size, received, sha: hash.digest('hex'), expected: patterns.sha256(`tunnel-${i}`) };
+    }),
+  );
+  for (const [i, r] of results.entries()) {
+    t.equal(r.received, r.size, `tunnel ${i} (${r.style}): every byte arrived`);
+    t.equal(r.sha, r.expected, `tunnel ${i} (${r.style}): the bytes are the origin's, in order`);
+  }
 });
 
 t.test('tunnels are logged with bytes each way', async (t) => {

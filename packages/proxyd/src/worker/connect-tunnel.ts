@@ -1,12 +1,13 @@
 // CONNECT host:port → a TCP tunnel: pass the gate before any lookup, dial, answer
 // "200 Connection Established", then relay bytes both ways until either side is done.
 import type http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../shared/stats-names.ts';
 import { parseAuthority } from './authority.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';
+import { connectForwardingTo } from './pooled-reads.ts';
 import { guardedLookup } from './guarded-lookup.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 import { upstreamTimeoutError } from './upstream-errors.ts';
@@ -34,7 +35,8 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
 
 function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority: { host: string; port: number }, client: net.Socket, head: Buffer, started: number): void {
   const { stats, log } = ctx.shared;
-  const upstream = net.connect({
+  // What the origin sends goes to the client from recycled buffers (pooled-reads.ts), once the relay runs.
+  const upstream = connectForwardingTo(client, {
     host: authority.host,
     port: authority.port,
     noDelay: true,

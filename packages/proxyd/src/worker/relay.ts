@@ -5,6 +5,7 @@
 // closures and its own state per direction for its whole life. Three listeners per direction do the same
 // job here (measured with heap snapshots over 2,000 idle tunnels, issue 7), and show the mechanism.
 import type net from 'node:net';
+import { forwardsItsReads } from './pooled-reads.ts';
 
 /** Relay a ↔ b; `onDone` runs once, when both sockets have closed. */
 export function relay(a: net.Socket, b: net.Socket, onDone: () => void): void {
@@ -35,9 +36,11 @@ export function relay(a: net.Socket, b: net.Socket, onDone: () => void): void {
 
 /** One direction: what `from` reads, `to` writes; `from` waits while `to` is full; FIN follows the data. */
 function forward(from: net.Socket, to: net.Socket): void {
-  from.on('data', (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause(); // to's buffer is over its high-water mark
-  });
+  if (!forwardsItsReads(from)) {
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) from.pause(); // to's buffer is over its high-water mark
+    });
+  } // else a socket dialled by connectForwardingTo() writes its reads to `to` itself (pooled-reads.ts)
   to.on('drain', () => from.resume());
   from.on('end', () => to.end());
 }

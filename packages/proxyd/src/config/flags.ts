@@ -48,7 +48,7 @@ export const FLAGS = {
   admin: { kind: 'string', default: '127.0.0.1:9090', live: false, describe: 'admin server (dashboard, /metrics, /api/stats, /healthz): host:port, or "off"; a non-loopback address needs --auth-file' },
   'log-file': { kind: 'string', default: DEFAULTS.logFile, live: false, describe: 'JSON-lines log file (readable lines also go to stdout)' },
   'log-level': { kind: 'string', default: DEFAULTS.logLevel, choices: LOG_LEVELS, live: true, describe: 'least severe events logged (debug adds accept/admit/close of every connection)' },
-  'log-max-size': { kind: 'string', default: String(DEFAULTS.logMaxBytes), live: false, describe: 'rotate the log file when it reaches this many bytes (0: never)' },
+  'log-max-size': { kind: 'string', default: String(DEFAULTS.logMaxBytes), live: false, describe: 'rotate the log file when it reaches this many bytes (0: never; it may pass them by one write batch, about 64 KiB)' },
   'log-max-files': { kind: 'string', default: String(DEFAULTS.logMaxFiles), live: false, describe: 'rotated log files to keep (proxy1.log … proxyN.log beside proxy.log, which is always the newest)' },
   'shutdown-grace': { kind: 'string', default: formatDuration(DEFAULTS.shutdownGraceMs), live: true, describe: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed' },
   'status-interval': { kind: 'string', default: formatDuration(DEFAULTS.statusIntervalMs), live: false, describe: 'status line (active, waiting, totals) this often while busy; 0 turns it off' },

@@ -4,6 +4,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { connectForwardingTo } from '../src/worker/pooled-reads.ts';
+import { eventually } from './helpers/proxy.ts';
 
 /** A server that sends `payload` to whoever connects, then closes. */
 async function sender(payload: Buffer): Promise<{ port: number; close(): void }> {
@@ -24,11 +25,6 @@ async function socketPair(): Promise<{ near: net.Socket; far: Promise<net.Socket
   const near = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   await new Promise((r) => near.once('connect', r));
   return { near, far, close: () => server.close() };
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!check()) throw new Error(`not within 5 s: ${what}`);
 }
 
 async function readAll(socket: net.Socket, bytes: number): Promise<Buffer> {
@@ -64,7 +60,7 @@ for (const size of [100, 20_000]) {
     const queued = blocked.near.writableLength;
     const fromA = connectForwardingTo(blocked.near, { port: a.port, host: '127.0.0.1' });
     t.teardown(() => fromA.destroy()); // it stopped reading when its write had to wait: no 'end' comes
-    await until(() => blocked.near.writableLength >= queued + size, 'the bytes from A wait in the queue');
+    await eventually(() => blocked.near.writableLength >= queued + size, 'the bytes from A wait in the queue', 5000);
     // 3. Other quiet sockets read "B" into the same landing buffer, and are forwarded at once.
     const open = await socketPair();
     t.teardown(() => open.close());

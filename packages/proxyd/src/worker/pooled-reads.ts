@@ -3,12 +3,13 @@
 // By default Node gives every read of a socket a freshly allocated 64 KiB buffer. A tunnel moving a
 // gigabyte a second makes 15,000 of them a second, and V8 counts their memory as "external": it answered
 // with a full mark-compact every 20–30 ms, and its helper threads took a quarter of a core besides the
-// serving thread's own pauses (measured with --trace-gc and per-thread CPU, issue 7). Squid and tinyproxy
-// read into fixed buffers. Node can too: `net.connect({ onread: { buffer, callback } })` reads into the
-// buffer we hand it and calls us with the byte count; we write those bytes to the other socket.
+// serving thread's own pauses (measured with --trace-gc and per-thread CPU, issue 7). Node can read into
+// buffers we keep instead: `net.connect({ onread: { buffer, callback } })` reads into the buffer we hand
+// it and calls us with the byte count; we write those bytes to the other socket.
 //
 // The catch is that a buffer must not be read into again while a write of its bytes is still pending
-// (the kernel may take only part of a write at once; the rest waits, pointing into the buffer). So:
+// (the kernel may take only part of a write at once, and a write behind others waits in Node's queue;
+// either way what waits points into the buffer, not at a copy). So:
 //
 //   - A socket that is busy reads into a chunk of its own, taken from this thread's spare list; the
 //     chunk goes back to the list when its write has finished (the write's callback).

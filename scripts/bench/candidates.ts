@@ -50,8 +50,8 @@ function stopper(child: ChildProcess): () => Promise<void> {
   };
 }
 
-/** RSS of a process and all its descendants, in KiB. */
-export function treeRssKiB(pid: number): number {
+/** A process and all its descendants (threads are part of their process). */
+export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -63,16 +63,25 @@ export function treeRssKiB(pid: number): number {
       // gone
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const stack = [pid];
   while (stack.length) {
     const p = stack.pop()!;
+    tree.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return tree;
+}
+
+/** RSS of a process and all its descendants, in KiB. */
+export function treeRssKiB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
     try {
       total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
     } catch {
       // gone
     }
-    stack.push(...(children.get(p) ?? []));
   }
   return total;
 }

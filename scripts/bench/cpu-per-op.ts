@@ -5,16 +5,17 @@
  *
  *   node scripts/bench/cpu-per-op.ts [--seconds 4] [--rounds 2] [--workers 0,1]
  *
- * Reads utime+stime from /proc/<pid>/stat (clock ticks) for each candidate's process tree before and
- * after a wrk run (keep-alive, 1 KiB, 50 connections) and a CONNECT-setups run (32 parallel). Needs the
- * same Debian packages as run.ts (scripts/bench/install.sh). Loopback only; every process stopped by pid.
+ * After an unmeasured warm-up of each candidate, reads utime+stime from /proc/<pid>/stat (clock ticks)
+ * for each candidate's process tree before and after a wrk run (keep-alive, 1 KiB, 50 connections) and
+ * a CONNECT-setups run (32 parallel). Needs the same Debian packages as run.ts
+ * (scripts/bench/install.sh). Loopback only; every process stopped by pid.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectSetups, wrk } from './load.ts';
-import { startNginx, startProxyd, startSquid, startTinyproxy, type Candidate } from './candidates.ts';
+import { processTree, startNginx, startProxyd, startSquid, startTinyproxy, type Candidate } from './candidates.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1' } } });
 const seconds = Number(values.seconds);
@@ -28,27 +29,15 @@ const TICKS_PER_SECOND = 100; // Linux USER_HZ
 
 /** utime + stime of a process and all its descendants, in clock ticks (threads are in their process's). */
 function treeTicks(pid: number): number {
-  const children = new Map<number, number[]>();
-  const stats = new Map<number, string[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+  let ticks = 0;
+  for (const p of processTree(pid)) {
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is the state (field 3)
-      stats.set(Number(entry), fields);
-      const ppid = Number(fields[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
     } catch {
       // gone
     }
-  }
-  let ticks = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop()!;
-    const f = stats.get(p);
-    if (f) ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-    stack.push(...(children.get(p) ?? []));
   }
   return ticks;
 }
@@ -60,6 +49,12 @@ try {
   for (const w of workerCounts) candidates.push(await startProxyd(dir, w));
   candidates.push(await startSquid(dir), await startTinyproxy(dir));
   const results = new Map<string, { ka: number[]; setups: number[] }>(candidates.map((c) => [c.name, { ka: [], setups: [] }]));
+  for (const c of candidates) {
+    // Not measured: the first seconds of a Node.js process are its JIT's warm-up.
+    console.error(`warm-up: ${c.name}`);
+    await wrk({ url: `http://127.0.0.1:${nginx.port}/1k`, proxyPort: c.port, connections: 50, seconds: 2, dir });
+    await connectSetups(c.port, nginx.port, 32, 2);
+  }
   for (let round = 1; round <= rounds; round++) {
     for (const c of candidates) {
       console.error(`round ${round}/${rounds}: ${c.name}`);

@@ -88,7 +88,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // Listen first (the workers must know our port to refuse loops), holding connections until ready.
   let onConnection: (socket: net.Socket) => void = (socket) => early.push(socket);
   const early: net.Socket[] = [];
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => onConnection(socket));
+  // No noDelay here: the serving thread sets TCP_NODELAY on the connection it gets (connection-task.ts);
+  // setting it here too was a second setsockopt on the same socket for every connection.
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => onConnection(socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: options.host, port: options.port, backlog: 4096 }, () => {

@@ -33,7 +33,8 @@ t.test('install-service.sh into a staging root: files, idempotence, a working co
   const origin = await startOrigin();
   t.teardown(() => origin.close());
   const logFile = join(root, 'var/log/proxyd/proxy.log');
-  writeFileSync(config, JSON.stringify({ host: '127.0.0.1', port: 0, workers: 1, 'allow-dest': ['127.0.0.0/8'], 'log-file': logFile, blocklist: join(root, 'etc/proxyd/blocklist.txt') }));
+  // admin on a port of its own: 9090 may be taken by whatever else runs on this machine
+  writeFileSync(config, JSON.stringify({ host: '127.0.0.1', port: 0, admin: '127.0.0.1:0', workers: 1, 'allow-dest': ['127.0.0.0/8'], 'log-file': logFile, blocklist: join(root, 'etc/proxyd/blocklist.txt') }));
   const second = install();
   t.notMatch(second, /wrote .*proxyd\.json/, 'not rewritten');
   t.match(readFileSync(config, 'utf8'), /"port":0/, "the operator's edits are kept");

@@ -75,7 +75,10 @@ export interface CliProxy {
 export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true } = {}): Promise<CliProxy> {
   const logFile = join(tempDir(), 'proxy.log');
   const loopback = allowLoopback ? ['--allow-dest', '127.0.0.0/8'] : [];
-  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...loopback, ...args], {
+  // The admin server on a port of its own: the default (9090) is one port for every test file, and tap
+  // runs test files side by side.
+  const admin = args.includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
+  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...admin, ...loopback, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -15,13 +15,13 @@ import winston from 'winston';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
 import { STAT_NAMES, type StatName } from '../shared/stats-names.ts';
+import { LEVEL_RANK, type EventLevel } from '../shared/event-log.ts';
 import { hostOf, readableLine } from './format.ts';
 
 export interface LoggerInit {
   ring: SharedArrayBuffer;
   stats: SharedArrayBuffer;
   logFile: string;
-  logLevel: string;
   logMaxBytes: number;
   logMaxFiles: number;
   statusIntervalMs: number;
@@ -44,7 +44,6 @@ let stdoutFailed = false;
 stdout.on('error', () => (stdoutFailed = true)); // stdout gone (closed pipe): the log file still has it all
 
 const logger = winston.createLogger({
-  level: init.logLevel,
   transports: [
     new winston.transports.File({
       filename: init.logFile,
@@ -88,8 +87,10 @@ function addRecord(record: Record<string, unknown>, json?: string): void {
   const ms = record.time;
   const time = new Date(typeof ms === 'number' && Number.isFinite(ms) ? ms : Date.now()).toISOString();
   record.time = time;
+  // The shared level (Stats "logLevel", set by the primary, SIGHUP included) is the one every thread's
+  // EventLog filters by; the logger's own records (status, drops) pass the same test.
   const level = typeof record.level === 'string' ? record.level : 'info';
-  if (!logger.isLevelEnabled(level)) return;
+  if (!(LEVEL_RANK[level as EventLevel] <= stats.get('logLevel'))) return;
   // A number literal holds no `,"`, so when the text opens with a numeric time the first `,"` ends it.
   const rest = json !== undefined && typeof ms === 'number' && json.startsWith('{"time":') ? json.indexOf(',"') : -1;
   const line = rest > 0 ? `{"time":"${time}"${json!.slice(rest)}` : JSON.stringify(record);
@@ -221,12 +222,8 @@ async function flushAndClose(): Promise<void> {
   parentPort!.close();
 }
 
-parentPort!.on('message', (message: { type: string; level?: string }) => {
+parentPort!.on('message', (message: { type: string }) => {
   if (message.type === 'flush') void flushAndClose();
-  if (message.type === 'level' && message.level) {
-    logger.level = message.level;
-    for (const transport of logger.transports) transport.level = message.level;
-  }
 });
 
 void drainLoop();

@@ -15,8 +15,6 @@ export interface LogSummary {
 export interface LoggerThread {
   /** The latest aggregate from the logger thread. */
   summary(): LogSummary;
-  /** Change the least severe level written (SIGHUP). */
-  setLevel(level: string): void;
   /** Drain every record, close the log file, end the thread. */
   flush(timeoutMs?: number): Promise<{ written: number; dropped: number } | undefined>;
 }
@@ -28,7 +26,6 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
       ring: shared.buffers.ring,
       stats: shared.buffers.stats,
       logFile: options.logFile,
-      logLevel: options.logLevel,
       logMaxBytes: options.logMaxBytes,
       logMaxFiles: options.logMaxFiles,
       statusIntervalMs: options.statusIntervalMs,
@@ -41,9 +38,6 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
   });
   return {
     summary: () => latest,
-    setLevel(level: string) {
-      worker.postMessage({ type: 'level', level });
-    },
     flush(timeoutMs = 10_000) {
       return new Promise((resolve) => {
         const timer = setTimeout(() => {

@@ -26,7 +26,6 @@ import { startLoggerThread, type LogSummary } from './logger-thread.ts';
 import { WaitHistogram } from '../shared/wait-histogram.ts';
 import { startServing } from './serving.ts';
 
-
 export interface RunningProxy {
   /** Where it listens. */
   address: net.AddressInfo;
@@ -219,8 +218,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         acl = createClientAcl(applied.allowClient, nextUsers !== undefined);
         current = applied;
         policy.postMessage({ type: 'policy', blocklist: nextBlocklist.rules, users: nextUsers ? [...nextUsers] : undefined, options: applied } satisfies PolicyUpdate);
-        stats.set('logLevel', LEVEL_RANK[applied.logLevel]);
-        logger.setLevel(applied.logLevel);
+        stats.set('logLevel', LEVEL_RANK[applied.logLevel]); // every thread, the logger too, reads it there
         log.write({
           event: 'reload',
           changed: changedLive.join(',') || 'nothing',

@@ -1,7 +1,7 @@
-import { STATUS_CODES } from 'node:http';
-
 // Every answer proxyd gives instead of forwarding: one table, one place to read what the proxy can
 // answer and why (status, a stable code, a short explanation for the body and the log).
+import { STATUS_CODES } from 'node:http';
+
 export const REFUSALS = {
   QUEUE_FULL: { status: 503, reason: 'the proxy is at capacity and its waiting queue is full; retry shortly' },
   QUEUE_TIMEOUT: { status: 503, reason: 'the proxy is at capacity and no slot freed up in time; retry shortly' },

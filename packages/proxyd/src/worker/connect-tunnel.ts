@@ -10,7 +10,7 @@ import { relay } from './relay.ts';
 import { connectForwardingTo } from './pooled-reads.ts';
 import { guardedLookup } from './guarded-lookup.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
-import { upstreamTimeoutError } from './upstream-errors.ts';
+import { failUnlessConnectedWithin } from './upstream-errors.ts';
 
 export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
   const { stats, log } = ctx.shared;
@@ -43,9 +43,8 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
     allowHalfOpen: true,
     lookup: guardedLookup(ctx.destinations, authority.port, ctx.testHooks),
   });
-  const timer = setTimeout(() => upstream.destroy(upstreamTimeoutError()), ctx.options.upstreamTimeoutMs);
+  failUnlessConnectedWithin(upstream, ctx.options.upstreamTimeoutMs);
   const onConnectError = (err: NodeJS.ErrnoException): void => {
-    clearTimeout(timer);
     const { code, detail } = answerUpstreamFailure(ctx, conn, 'CONNECT', err, authority.host, target, { target });
     refuseSocket(client, code, detail);
   };
@@ -55,7 +54,6 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
   });
 
   upstream.once('connect', () => {
-    clearTimeout(timer);
     upstream.off('error', onConnectError);
     if (client.destroyed) return void upstream.destroy();
     stats.add('allowed');

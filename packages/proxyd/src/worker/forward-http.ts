@@ -108,10 +108,10 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (res.destroyed) return void controller.abort(CLIENT_GONE);
     // Clients are queued for a permit: end this connection after the response and let one in.
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
-    const raw = (controller.rawHeaders ?? []) as Buffer[];
-    const names: string[] = new Array(raw.length);
-    for (let i = 0; i < raw.length; i++) names[i] = raw[i]!.toString('latin1');
-    res.writeHead(statusCode, statusMessage, forwardedHeaders(names, { viaToken: ctx.viaToken }));
+    const raw = (controller.rawHeaders ?? []) as Buffer[]; // [name, value, …] as the origin sent them
+    const headers: string[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) headers[i] = raw[i]!.toString('latin1');
+    res.writeHead(statusCode, statusMessage, forwardedHeaders(headers, { viaToken: ctx.viaToken }));
     res.on('drain', () => controller.resume());
   }
 

@@ -1,4 +1,5 @@
 // Socket and DNS errors from the upstream side, mapped to an answer (one table, as proxy-chain does).
+import type net from 'node:net';
 import type { RefusalCode } from '../shared/refusals.ts';
 
 const KINDS: Record<string, { refusal: RefusalCode; what: string }> = {
@@ -26,6 +27,14 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException): { refusal: Re
   const kind = UNDICI_ALIASES[code] ?? code;
   const known = KINDS[kind];
   return known ? { ...known, kind } : { refusal: 'UPSTREAM_UNREACHABLE', kind, what: err.message };
+}
+
+/** Destroy a socket still dialling after `ms` with an upstream timeout (its 'error' then says so). */
+export function failUnlessConnectedWithin(socket: net.Socket, ms: number): void {
+  const timer = setTimeout(() => socket.destroy(upstreamTimeoutError()), ms);
+  const done = (): void => clearTimeout(timer);
+  socket.once('connect', done);
+  socket.once('close', done);
 }
 
 /** An error that marks an upstream timeout. */

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { Agent } from 'undici';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
-import { upstreamTimeoutError } from './upstream-errors.ts';
+import { failUnlessConnectedWithin } from './upstream-errors.ts';
 
 export interface UpstreamSettings {
   /** The policy in force now (a reload replaces it; new connections see the new one). */
@@ -36,15 +36,13 @@ export function createUpstreamPool(settings: UpstreamSettings): Agent {
         lookup: guardedLookup(settings.destinations(), port, settings.loopbackOnly),
       });
       socket.setKeepAlive(true, 60_000);
+      failUnlessConnectedWithin(socket, settings.connectTimeoutMs());
       let pending: typeof callback | undefined = callback;
-      const timer = setTimeout(() => socket.destroy(upstreamTimeoutError()), settings.connectTimeoutMs());
       socket.once('connect', () => {
-        clearTimeout(timer);
         pending?.(null, socket);
         pending = undefined;
       });
       socket.on('error', (err) => {
-        clearTimeout(timer);
         pending?.(err, null);
         pending = undefined;
       });

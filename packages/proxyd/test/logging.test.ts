@@ -80,3 +80,33 @@ t.test('the logger writes in batches: each record is one JSON line in the file a
   t.same(readable.map(order), requests.map((r) => order(String(r.url))), 'stdout and the file agree on the order');
   t.match(readable[0], /^\d\d:\d\d:\d\d\.\d{3} info  request 127\.0\.0\.1:\d+ GET http:\/\/127\.0\.0\.1:\d+\/hello\?batch=\d+ 200 /);
 });
+
+t.test('with stdout on /dev/null the logger makes no readable lines, and the file still gets every record', async (t) => {
+  const { startCliProxy } = await import('./helpers/proxy.ts');
+  const proxy = await startCliProxy(['--workers', '1', '--log-level', 'info', '--status-interval', '0'], {}, { stdoutToDevNull: true });
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const N = 100;
+  const results = await Promise.all(Array.from({ length: N }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?quiet=${i}`)])));
+  t.same(results.map((r) => r.status), Array(N).fill(200));
+  t.equal(await proxy.stop('SIGTERM'), 0, 'a clean exit');
+  const records = readLog(proxy.logFile);
+  const requests = records.filter((r) => r.event === 'request');
+  t.equal(new Set(requests.map((r) => r.url)).size, N, `all ${N} requests are in the file`);
+  t.ok(records.some((r) => r.event === 'stopped'), 'down to the last record');
+  t.ok(requests.every((r) => typeof r.time === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(r.time)), 'every time an ISO string');
+  t.equal(proxy.stderr(), '', 'nothing on stderr');
+});
+
+t.test('readable lines and ISO times', async (t) => {
+  const { readableLine, isoTime } = await import('../src/logger/format.ts');
+  t.equal(
+    readableLine({ time: '2026-11-26T09:33:31.882Z', level: 'info', thread: 1, event: 'request', conn: 7, client: '127.0.0.1:5000', method: 'GET', url: 'http://a/', status: 200, why: 'two words', gone: null, skipped: undefined, ms: 0.4 }),
+    '09:33:31.882 info  request 127.0.0.1:5000 GET http://a/ 200 conn=7 why="two words" ms=0.4',
+    'time, level, event, then the first fields in a fixed order, then the rest as key=value (quoted when they hold spaces)',
+  );
+  t.equal(readableLine({ event: 'x' }), ' info  x', 'a record without time or level');
+  // The cached ISO time: the same answer as Date for the same, a neighbouring and an earlier millisecond.
+  for (const ms of [1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_001, 1_700_000_001_000, 1_600_000_000_000, 0]) {
+    t.equal(isoTime(ms), new Date(ms).toISOString(), String(ms));
+  }
+});

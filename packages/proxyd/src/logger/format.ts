@@ -2,15 +2,36 @@
 const FIRST = ['client', 'method', 'url', 'target', 'status'];
 const SKIP = new Set(['time', 'level', 'event', 'thread', ...FIRST]);
 
+const WHITESPACE = /\s/;
+
+// One string built by appending (no parts array, no Object.entries): this runs for every record.
 export function readableLine(r: Record<string, unknown>): string {
-  const time = typeof r.time === 'string' ? r.time.slice(11, 23) : '';
-  const parts = [time, String(r.level ?? 'info').padEnd(5), String(r.event ?? '')];
-  for (const k of FIRST) if (r[k] !== undefined) parts.push(String(r[k]));
-  for (const [k, v] of Object.entries(r)) {
-    if (SKIP.has(k) || v === undefined || v === null) continue;
-    parts.push(`${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : String(v)}`);
+  let line = `${typeof r.time === 'string' ? r.time.slice(11, 23) : ''} ${String(r.level ?? 'info').padEnd(5)} ${String(r.event ?? '')}`;
+  for (const k of FIRST) {
+    const v = r[k];
+    if (v !== undefined) line += ` ${String(v)}`;
   }
-  return parts.join(' ');
+  for (const k in r) {
+    if (SKIP.has(k)) continue;
+    const v = r[k];
+    if (v === undefined || v === null) continue;
+    line += ` ${k}=${typeof v === 'string' && WHITESPACE.test(v) ? JSON.stringify(v) : String(v)}`;
+  }
+  return line;
+}
+
+/**
+ * A record's time (ms since the epoch) as an ISO string. Records come in bursts from the same
+ * millisecond, so the last answer is kept: most calls are one comparison.
+ */
+let lastMs = NaN;
+let lastIso = '';
+export function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 /** The host a request went to: from "http://host:port/path" or a CONNECT "host:port" (no URL parse: hot path). */

@@ -2,21 +2,21 @@
  * The logger thread: the one consumer of the shared LogRing. It sleeps on the ring's write sequence
  * (Atomics.waitAsync, so its event loop keeps running), drains every record the serving threads wrote,
  * and writes them through winston: JSON lines to the log file, a readable line on stdout (journald
- * reads it), a batch at a time: one winston call for all the records of one wake-up (see writeBatch).
+ * reads it; none when stdout is /dev/null), a batch at a time: one winston call for all the records of one wake-up (see writeBatch).
  * Every few seconds while the proxy is busy it adds a status line from the shared Stats. It counts
  * records the ring had to drop and says so in the log.
  *
  * Messages from the primary: { type: 'flush' } drains everything, closes the log file and answers
  * { type: 'flushed' } — the last step of a clean shutdown.
  */
-import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import winston from 'winston';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
 import { STAT_NAMES, type StatName } from '../shared/stats-names.ts';
 import { LEVEL_RANK, type EventLevel } from '../shared/event-log.ts';
-import { hostOf, readableLine } from './format.ts';
+import { hostOf, isoTime, readableLine } from './format.ts';
+import { openStdout } from './stdout.ts';
 
 export interface LoggerInit {
   ring: SharedArrayBuffer;
@@ -35,13 +35,9 @@ const decoder = new TextDecoder();
 const FILE_LINES = Symbol.for('proxyd.fileLines');
 const READABLE_LINES = Symbol.for('proxyd.readableLines');
 
-// The readable lines go to stdout straight from this thread. A worker's process.stdout would post every
-// write to the primary as a message for it to write out (measured: that hop was a fifth of this thread's
-// time at 10k requests/s); a file stream on fd 1 writes from the libuv pool and batches what queues up
-// (writev). Node keeps stdio pipes and TTYs blocking on Linux, so these writes never see EAGAIN.
-const stdout = fs.createWriteStream('', { fd: 1, autoClose: false });
+const stdout = openStdout(); // undefined when stdout is /dev/null: then no readable lines are made
 let stdoutFailed = false;
-stdout.on('error', () => (stdoutFailed = true)); // stdout gone (closed pipe): the log file still has it all
+stdout?.on('error', () => (stdoutFailed = true)); // stdout gone (closed pipe): the log file still has it all
 
 const logger = winston.createLogger({
   transports: [
@@ -51,7 +47,7 @@ const logger = winston.createLogger({
       // Rotation: proxy.log is always the newest; full files move to proxy1.log … proxyN.log (oldest dropped).
       ...(init.logMaxBytes > 0 ? { maxsize: init.logMaxBytes, maxFiles: init.logMaxFiles, tailable: true } : {}),
     }),
-    new winston.transports.Stream({ stream: stdout, format: winston.format.printf((info) => info[READABLE_LINES] as string) }),
+    ...(stdout ? [new winston.transports.Stream({ stream: stdout, format: winston.format.printf((info) => info[READABLE_LINES] as string) })] : []),
   ],
 });
 
@@ -84,22 +80,18 @@ function writeBatch(): void {
  * the time replaced, instead of a second JSON.stringify.
  */
 function addRecord(record: Record<string, unknown>, json?: string): void {
-  const ms = record.time;
-  const time = new Date(typeof ms === 'number' && Number.isFinite(ms) ? ms : Date.now()).toISOString();
-  record.time = time;
   // The shared level (Stats "logLevel", set by the primary, SIGHUP included) is the one every thread's
   // EventLog filters by; the logger's own records (status, drops) pass the same test.
   const level = typeof record.level === 'string' ? record.level : 'info';
   if (!(LEVEL_RANK[level as EventLevel] <= stats.get('logLevel'))) return;
+  const ms = record.time;
+  const time = isoTime(typeof ms === 'number' && Number.isFinite(ms) ? ms : Date.now());
+  record.time = time;
   // A number literal holds no `,"`, so when the text opens with a numeric time the first `,"` ends it.
   const rest = json !== undefined && typeof ms === 'number' && json.startsWith('{"time":') ? json.indexOf(',"') : -1;
   const line = rest > 0 ? `{"time":"${time}"${json!.slice(rest)}` : JSON.stringify(record);
-  if (fileLines !== '') {
-    fileLines += '\n';
-    readableLines += '\n';
-  }
-  fileLines += line;
-  readableLines += readableLine(record);
+  fileLines += fileLines === '' ? line : `\n${line}`;
+  if (stdout) readableLines += readableLines === '' ? readableLine(record) : `\n${readableLine(record)}`;
   written++;
   if (fileLines.length >= BATCH_BYTES) writeBatch();
 }
@@ -216,7 +208,7 @@ async function flushAndClose(): Promise<void> {
   logger.end();
   await finished;
   // winston's File transport may still be flushing its stream after 'finish'; stdout too.
-  const stdoutFlushed = stdoutFailed ? Promise.resolve() : new Promise<void>((resolve) => stdout.end(resolve));
+  const stdoutFlushed = !stdout || stdoutFailed ? Promise.resolve() : new Promise<void>((resolve) => stdout.end(resolve));
   await Promise.all([stdoutFlushed, new Promise((r) => setTimeout(r, 50))]);
   parentPort!.postMessage({ type: 'flushed', written, dropped: ring.dropped });
   parentPort!.close();

@@ -1,6 +1,6 @@
 // Start proxyd in the test process (real listener, real worker threads, real logger thread), or as a
 // child process through its CLI. Both are stopped by the test that started them.
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -71,27 +71,33 @@ export interface CliProxy {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Run the real `proxyd` command; resolves once it prints where it listens. */
-export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true } = {}): Promise<CliProxy> {
+/**
+ * Run the real `proxyd` command; resolves once it says where it listens — on stdout, or with
+ * `stdoutToDevNull` (stdout is /dev/null, as under StandardOutput=null) in its log file.
+ */
+export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true, stdoutToDevNull = false } = {}): Promise<CliProxy> {
   const logFile = join(tempDir(), 'proxy.log');
   const loopback = allowLoopback ? ['--allow-dest', '127.0.0.0/8'] : [];
   // The admin server on a port of its own: the default (9090) is one port for every test file, and tap
   // runs test files side by side.
   const admin = args.includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
+  const devNull = stdoutToDevNull ? openSync('/dev/null', 'w') : undefined;
   const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...admin, ...loopback, ...args], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', devNull ?? 'pipe', 'pipe'],
   });
+  if (devNull !== undefined) closeSync(devNull); // the child has its own copy
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stdout?.on('data', (d: Buffer) => (out += d));
   child.stderr!.on('data', (d: Buffer) => (err += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const deadline = Date.now() + 20_000;
   let port = 0;
   while (!port) {
-    const m = /listening on https?:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-    if (m) port = Number(m[1]);
+    const said = stdoutToDevNull && existsSync(logFile) ? readFileSync(logFile, 'utf8') : out;
+    const m = /listening on https?:\/\/127\.0\.0\.1:(\d+)|"listen":"127\.0\.0\.1:(\d+)"/.exec(said);
+    if (m) port = Number(m[1] ?? m[2]);
     else if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`proxyd did not start: exit ${child.exitCode}\nstdout: ${out}\nstderr: ${err}`);

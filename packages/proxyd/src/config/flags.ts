@@ -46,7 +46,7 @@ export const FLAGS = {
   'max-url-length': { kind: 'string', default: String(DEFAULTS.maxUrlBytes), live: true, describe: 'longest request target in bytes, or 414' },
   blocklist: { kind: 'string', default: undefined, live: true, describe: 'file of blocked domains, one per line (# comments); each blocks its subdomains; SIGHUP reloads it' },
   admin: { kind: 'string', default: '127.0.0.1:9090', live: false, describe: 'admin server (dashboard, /metrics, /api/stats, /healthz): host:port, or "off"; a non-loopback address needs --auth-file' },
-  'log-file': { kind: 'string', default: DEFAULTS.logFile, live: false, describe: 'JSON-lines log file (readable lines also go to stdout)' },
+  'log-file': { kind: 'string', default: DEFAULTS.logFile, live: false, describe: 'JSON-lines log file (readable lines also go to stdout, unless it is /dev/null)' },
   'log-level': { kind: 'string', default: DEFAULTS.logLevel, choices: LOG_LEVELS, live: true, describe: 'least severe events logged (debug adds accept/admit/close of every connection)' },
   'log-max-size': { kind: 'string', default: String(DEFAULTS.logMaxBytes), live: false, describe: 'rotate the log file when it reaches this many bytes (0: never; it may pass them by one write batch, about 64 KiB)' },
   'log-max-files': { kind: 'string', default: String(DEFAULTS.logMaxFiles), live: false, describe: 'rotated log files to keep (proxy1.log … proxyN.log beside proxy.log, which is always the newest)' },

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 /**
  * A write stream on fd 1, or undefined when fd 1 is /dev/null (a service with StandardOutput=null, a
  * benchmark): nobody can read those lines, so the logger does not make them — the JSON file still gets
- * every record. (Measured: making the readable line was a third of the logger's time per record.)
+ * every record. (Measured: making the readable lines was up to a third of the logger's time per record.)
  *
  * Why not process.stdout: in a worker thread it posts every write to the primary as a message for it to
  * write out (measured: that hop was a fifth of this thread's time at 10k requests/s); a file stream on

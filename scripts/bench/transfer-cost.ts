@@ -75,10 +75,17 @@ async function serve(mode: Mode): Promise<void> {
   });
   server.listen(0, '127.0.0.1', () => process.stdout.write(`port ${(server.address() as net.AddressInfo).port}\n`));
   process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (line: string) => {
-    if (line.startsWith('read')) process.stdout.write(`read ${accepted} ${JSON.stringify(threadTicks())}\n`);
-    if (line.startsWith('quit')) void stop().then(() => process.exit(0));
+  let pending = '';
+  process.stdin.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      if (line === 'read') process.stdout.write(`read ${accepted} ${JSON.stringify(threadTicks())}\n`);
+      if (line === 'quit') void stop().then(() => process.exit(0));
+    }
   });
+  process.stdin.on('end', () => void stop().then(() => process.exit(0))); // the driver is gone: so are we
 }
 
 /** CPU ticks per thread group of this process. */
@@ -140,8 +147,9 @@ class ServerChild {
     return { accepted: Number(accepted), ticks: JSON.parse(ticks!) as Record<string, number> };
   }
   async stop(): Promise<void> {
-    this.child.stdin!.write('quit\n');
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin!.write('quit\n');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);

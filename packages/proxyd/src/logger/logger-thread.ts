@@ -2,7 +2,8 @@
  * The logger thread: the one consumer of the shared LogRing. It sleeps on the ring's write sequence
  * (Atomics.waitAsync, so its event loop keeps running), drains every record the serving threads wrote,
  * and writes them through winston: JSON lines to the log file, a readable line on stdout (journald
- * reads it; none when stdout is /dev/null), a batch at a time: one winston call for all the records of one wake-up (see writeBatch).
+ * reads it; none when stdout is /dev/null), a batch at a time: one winston call for all the records of
+ * one wake-up (see writeBatch).
  * Every few seconds while the proxy is busy it adds a status line from the shared Stats. It counts
  * records the ring had to drop and says so in the log.
  *
@@ -80,13 +81,13 @@ function writeBatch(): void {
  * the time replaced, instead of a second JSON.stringify.
  */
 function addRecord(record: Record<string, unknown>, json?: string): void {
+  const ms = record.time;
+  const time = isoTime(typeof ms === 'number' && Number.isFinite(ms) ? ms : Date.now());
+  record.time = time; // before the level test: the dashboard's recent lines show every record's time
   // The shared level (Stats "logLevel", set by the primary, SIGHUP included) is the one every thread's
   // EventLog filters by; the logger's own records (status, drops) pass the same test.
   const level = typeof record.level === 'string' ? record.level : 'info';
   if (!(LEVEL_RANK[level as EventLevel] <= stats.get('logLevel'))) return;
-  const ms = record.time;
-  const time = isoTime(typeof ms === 'number' && Number.isFinite(ms) ? ms : Date.now());
-  record.time = time;
   // A number literal holds no `,"`, so when the text opens with a numeric time the first `,"` ends it.
   const rest = json !== undefined && typeof ms === 'number' && json.startsWith('{"time":') ? json.indexOf(',"') : -1;
   const line = rest > 0 ? `{"time":"${time}"${json!.slice(rest)}` : JSON.stringify(record);

@@ -10,11 +10,12 @@
  * a CONNECT-setups run (32 parallel). Needs the same Debian packages as run.ts
  * (scripts/bench/install.sh). Loopback only; every process stopped by pid.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectSetups, wrk } from './load.ts';
+import { cpuTicks } from './proc-stat.ts';
 import { processTree, startNginx, startProxyd, startSquid, startTinyproxy, type Candidate } from './candidates.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1' } } });
@@ -29,17 +30,7 @@ const TICKS_PER_SECOND = 100; // Linux USER_HZ
 
 /** utime + stime of a process and all its descendants, in clock ticks (threads are in their process's). */
 function treeTicks(pid: number): number {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-    } catch {
-      // gone
-    }
-  }
-  return ticks;
+  return processTree(pid).reduce((ticks, p) => ticks + cpuTicks(`/proc/${p}/stat`), 0);
 }
 
 const dir = mkdtempSync(join(os.tmpdir(), 'proxyd-cpu-'));

@@ -21,6 +21,7 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { isMainThread, MessageChannel, parentPort, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { cpuTicks } from './proc-stat.ts';
 
 const MODES = ['inline', 'port', 'piscina'] as const;
 type Mode = (typeof MODES)[number];
@@ -92,16 +93,15 @@ async function serve(mode: Mode): Promise<void> {
 function threadTicks(): Record<string, number> {
   const groups: Record<string, number> = { main: 0, worker: 0, other: 0 };
   for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    const task = `/proc/${process.pid}/task/${tid}`;
+    let comm = '';
     try {
-      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      const comm = readFileSync(`/proc/${process.pid}/task/${tid}/comm`, 'utf8').trim();
-      const group = tid === String(process.pid) ? 'main' : comm === 'WorkerThread' ? 'worker' : 'other';
-      groups[group]! += ticks;
+      comm = readFileSync(`${task}/comm`, 'utf8').trim();
     } catch {
-      // the thread ended
+      continue; // the thread ended
     }
+    const group = tid === String(process.pid) ? 'main' : comm === 'WorkerThread' ? 'worker' : 'other';
+    groups[group]! += cpuTicks(`${task}/stat`);
   }
   return groups;
 }
@@ -193,7 +193,7 @@ async function main(): Promise<void> {
   const servers = MODES.map((mode) => new ServerChild(mode));
   try {
     const ports = await Promise.all(servers.map((s) => s.port()));
-    for (const [i] of servers.entries()) await connectLoop(ports[i]!, parallel, 1_000); // warm-up, not measured
+    for (const port of ports) await connectLoop(port, parallel, 1_000); // warm-up, not measured
     const results = new Map<Mode, { perSecond: number; main: number; worker: number; other: number }[]>();
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < servers.length; k++) {

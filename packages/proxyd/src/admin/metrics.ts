@@ -5,8 +5,8 @@
  */
 import client from 'prom-client';
 import type { RunningProxy } from '../primary/start-proxy.ts';
-import type { StatName } from '../shared/stats-names.ts';
-import { WAIT_BUCKETS_SECONDS } from '../shared/wait-histogram.ts';
+import type { StatName } from '../memory/stats-names.ts';
+import { WAIT_BUCKETS_SECONDS } from '../primary/wait-histogram.ts';
 
 export function createMetrics(proxy: RunningProxy): client.Registry {
   const registry = new client.Registry();

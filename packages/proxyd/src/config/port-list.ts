@@ -23,11 +23,6 @@ export function parsePortList(text: string, what = 'port list'): PortList {
   return ranges;
 }
 
-export function portAllowed(list: PortList, port: number): boolean {
-  for (const [from, to] of list) if (port >= from && port <= to) return true;
-  return false;
-}
-
 export function formatPortList(list: PortList): string {
   return list.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
 }

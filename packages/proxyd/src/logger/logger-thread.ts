@@ -14,8 +14,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import winston from 'winston';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
-import { STAT_NAMES, type StatName } from '../shared/stats-names.ts';
-import { LEVEL_RANK, type EventLevel } from '../shared/event-log.ts';
+import { STAT_NAMES, type StatName } from '../memory/stats-names.ts';
+import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
 import { hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
 

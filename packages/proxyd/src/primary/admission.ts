@@ -2,9 +2,9 @@
 // or a wait past --queue-timeout is answered 503 with Retry-After and closed.
 import type net from 'node:net';
 import type { ProxyOptions } from '../config/options.ts';
-import { rawRefusal } from '../shared/refusals.ts';
-import type { SharedState } from '../shared/shared-state.ts';
-import type { WaitHistogram } from '../shared/wait-histogram.ts';
+import { rawRefusal } from '../policy/refusals.ts';
+import type { SharedState } from '../memory/shared-state.ts';
+import type { WaitHistogram } from './wait-histogram.ts';
 
 export type Admission = 'admitted' | 'refused';
 

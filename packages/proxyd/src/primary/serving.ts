@@ -3,13 +3,13 @@
 import type net from 'node:net';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
-import type { SharedState } from '../shared/shared-state.ts';
-import type { ConnectionTask, ServeInit, ServingSetup } from '../shared/serve-init.ts';
+import type { SharedState } from '../memory/shared-state.ts';
+import type { ConnectionTask, ServeInit, ServingSetup } from '../messages/serve-init.ts';
 
 /** The task module, loaded by file name: the primary never imports worker code. */
 const TASK_FILE = new URL('../worker/connection-task.ts', import.meta.url);
 
-export type { ServingSetup } from '../shared/serve-init.ts';
+export type { ServingSetup } from '../messages/serve-init.ts';
 
 export interface Serving {
   serve(task: ConnectionTask): Promise<unknown>;

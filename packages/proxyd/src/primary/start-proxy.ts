@@ -16,14 +16,14 @@ import { splitReload } from '../config/flags.ts';
 import { parseBlocklist } from '../policy/blocklist.ts';
 import { createClientAcl, type ClientAcl } from '../policy/client-acl.ts';
 import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
-import { POLICY_CHANNEL, type CloseAll, type PolicyUpdate } from '../shared/policy-channel.ts';
-import { rawRefusal } from '../shared/refusals.ts';
-import { LEVEL_RANK } from '../shared/event-log.ts';
-import { createSharedState, type SharedState } from '../shared/shared-state.ts';
+import { POLICY_CHANNEL, type CloseAll, type PolicyUpdate } from '../messages/policy-channel.ts';
+import { rawRefusal } from '../policy/refusals.ts';
+import { LEVEL_RANK } from '../memory/event-log.ts';
+import { createSharedState, type SharedState } from '../memory/shared-state.ts';
 import { admit } from './admission.ts';
 import { loadBlocklist, loadTls, loadUsers } from './load-files.ts';
-import { startLoggerThread, type LogSummary } from './logger-thread.ts';
-import { WaitHistogram } from '../shared/wait-histogram.ts';
+import { startLoggerThread, type LogSummary } from './start-logger.ts';
+import { WaitHistogram } from './wait-histogram.ts';
 import { startServing } from './serving.ts';
 
 export interface RunningProxy {

@@ -12,16 +12,16 @@ import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import { blocklistOf } from '../policy/blocklist.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
-import { attachSharedState } from '../shared/shared-state.ts';
-import type { ConnectionTask, ServeInit } from '../shared/serve-init.ts';
-import { POLICY_CHANNEL, type ChannelMessage } from '../shared/policy-channel.ts';
+import { attachSharedState } from '../memory/shared-state.ts';
+import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
+import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
 import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
 import { ProxyAuth } from './proxy-auth.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
 
-export type { ConnectionTask, ServeInit } from '../shared/serve-init.ts';
+export type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 
 export interface ConnectionSummary {
   up: number;

@@ -4,7 +4,7 @@ import type { Agent } from 'undici';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
-import type { SharedState } from '../shared/shared-state.ts';
+import type { SharedState } from '../memory/shared-state.ts';
 import type { ProxyAuth } from './proxy-auth.ts';
 
 export interface ServeContext {

@@ -3,7 +3,7 @@
 // never buffered whole.
 import http from 'node:http';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { methodStat } from '../shared/stats-names.ts';
+import { methodStat } from '../memory/stats-names.ts';
 import type { Dispatcher } from 'undici';
 import { forwardedHeaders, rawHeaderValue } from './headers.ts';
 import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';

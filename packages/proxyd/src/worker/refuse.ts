@@ -2,8 +2,8 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import type { Stats } from '@proxyd/sync/stats';
-import { REFUSALS, rawRefusal, refusalBody, type RefusalCode } from '../shared/refusals.ts';
-import { statusStat, type StatName } from '../shared/stats-names.ts';
+import { REFUSALS, rawRefusal, refusalBody, type RefusalCode } from '../policy/refusals.ts';
+import { statusStat, type StatName } from '../memory/stats-names.ts';
 
 /** Count an answer by its status class in the shared Stats. */
 export function countStatus(stats: Stats<StatName>, status: number): void {

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
-import { methodStat } from '../shared/stats-names.ts';
+import { methodStat } from '../memory/stats-names.ts';
 import { forwardedHeaders } from './headers.ts';
 import { refuseSocket } from './refuse.ts';
 import { relay } from './relay.ts';

@@ -5,12 +5,12 @@
  * Authentication comes before policy so that strangers learn nothing about what is blocked.
  */
 import type http from 'node:http';
-import { portAllowed } from '../config/port-list.ts';
-import type { RefusalCode } from '../shared/refusals.ts';
+import { portAllowed } from '../policy/ports.ts';
+import type { RefusalCode } from '../policy/refusals.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { checkLiteral, ForbiddenDestinationError, testGuard } from './guarded-lookup.ts';
 import { classifyUpstreamError } from './upstream-errors.ts';
-import { upstreamErrorStat } from '../shared/stats-names.ts';
+import { upstreamErrorStat } from '../memory/stats-names.ts';
 import { rawHeaderValue } from './headers.ts';
 
 export type RequestKind = 'http' | 'connect' | 'upgrade';

@@ -1,6 +1,6 @@
 // Socket and DNS errors from the upstream side, mapped to an answer (one table, as proxy-chain does).
 import type net from 'node:net';
-import type { RefusalCode } from '../shared/refusals.ts';
+import type { RefusalCode } from '../policy/refusals.ts';
 
 const KINDS: Record<string, { refusal: RefusalCode; what: string }> = {
   ECONNREFUSED: { refusal: 'UPSTREAM_UNREACHABLE', what: 'connection refused' },

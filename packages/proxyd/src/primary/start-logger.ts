@@ -1,7 +1,7 @@
 // Start the logger thread (not part of the pool) and ask it to flush at shutdown.
 import { Worker } from 'node:worker_threads';
 import type { ProxyOptions } from '../config/options.ts';
-import type { SharedState } from '../shared/shared-state.ts';
+import type { SharedState } from '../memory/shared-state.ts';
 
 const LOGGER_FILE = new URL('../logger/logger-thread.ts', import.meta.url);
 

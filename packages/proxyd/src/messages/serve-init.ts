@@ -3,7 +3,7 @@
 // worker/ never import each other.
 import type net from 'node:net';
 import type { ProxyOptions } from '../config/options.ts';
-import type { SharedBuffers } from './shared-state.ts';
+import type { SharedBuffers } from '../memory/shared-state.ts';
 
 /** Policy and identity a serving thread starts with. */
 export interface ServingSetup {

@@ -2,16 +2,18 @@
  * The admin server, on the primary thread, beside the proxy (never in its path): the dashboard at /,
  * /metrics for Prometheus, /api/stats (JSON) and /api/events (Server-Sent Events, once a second),
  * /healthz and /readyz. Loopback by default; a non-loopback address is refused unless proxy
- * authentication is on, and then every request must log in with the same users (Basic).
+ * authentication is on, and then every request must log in with the same users (Basic). It sees the
+ * proxy only through a read-only view (proxy-view.ts). Logins are checked through a cache of verified
+ * credentials with a failure throttle, as the serving threads do: this is the thread that accepts
+ * everyone's connections, and a bcrypt check is tens of milliseconds of its CPU.
  */
 import http from 'node:http';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { RunningProxy } from '../primary/start-proxy.ts';
 import { inList, LOOPBACK, rule } from '../policy/address-rules.ts';
-import { loadUsers } from '../primary/load-files.ts';
-import { verifyPassword, type Users } from '../policy/htpasswd.ts';
+import { CredentialCache } from '../policy/credential-cache.ts';
+import type { ProxyView } from './proxy-view.ts';
 import { createMetrics } from './metrics.ts';
 import { snapshot } from './snapshot.ts';
 
@@ -31,17 +33,15 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(proxy: RunningProxy): Promise<AdminServer | undefined> {
+export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | undefined> {
   const where = proxy.options.admin;
   if (!where) return undefined;
   const loopback = net.isIP(where.host) !== 0 ? inList(rule('loopback', LOOPBACK).list, where.host) : where.host === 'localhost';
-  let users: Users | undefined;
-  if (!loopback) {
-    if (!proxy.options.authFile) {
-      throw new Error(`--admin ${where.host}:${where.port} is not a loopback address: that needs --auth-file (or reach the admin port through an SSH tunnel)`);
-    }
-    users = await loadUsers(proxy.options.authFile);
+  if (!loopback && !proxy.options.authFile) {
+    throw new Error(`--admin ${where.host}:${where.port} is not a loopback address: that needs --auth-file (or reach the admin port through an SSH tunnel)`);
   }
+  // Off the loopback, every request logs in with the proxy's users (re-read on SIGHUP by the primary).
+  const logins = loopback ? undefined : new CredentialCache(proxy.users());
   const registry = createMetrics(proxy);
   const streams = new Set<http.ServerResponse>();
   const tick = setInterval(() => {
@@ -58,14 +58,16 @@ export async function startAdminServer(proxy: RunningProxy): Promise<AdminServer
     });
   });
 
+  let current = logins ? proxy.users() : undefined;
   async function authorized(req: http.IncomingMessage): Promise<boolean> {
-    if (!users) return true;
-    const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) return false;
-    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    const hash = users.get(decoded.slice(0, colon));
-    return colon > 0 && hash !== undefined && (await verifyPassword(decoded.slice(colon + 1), hash));
+    if (!logins) return true;
+    const users = proxy.users();
+    if (users === undefined) return false; // authentication was turned off by a reload: nobody logs in remotely
+    if (users !== current) {
+      logins.setUsers(users);
+      current = users;
+    }
+    return (await logins.check(req.headers.authorization, req.socket.remoteAddress ?? '')).ok;
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -4,11 +4,10 @@
  * serving path. Names follow Prometheus conventions: proxyd_ prefix, _total for counters, base units.
  */
 import client from 'prom-client';
-import type { RunningProxy } from '../primary/start-proxy.ts';
+import type { ProxyView } from './proxy-view.ts';
 import type { StatName } from '../memory/stats-names.ts';
-import { WAIT_BUCKETS_SECONDS } from '../primary/wait-histogram.ts';
 
-export function createMetrics(proxy: RunningProxy): client.Registry {
+export function createMetrics(proxy: ProxyView): client.Registry {
   const registry = new client.Registry();
   const { stats, semaphore, ring, workers } = proxy.shared;
   const counter = (name: string, help: string, stat: StatName) =>
@@ -117,7 +116,7 @@ export function createMetrics(proxy: RunningProxy): client.Registry {
         type: 'histogram',
         aggregator: 'sum',
         values: [
-          ...WAIT_BUCKETS_SECONDS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: w.counts[i]! })),
+          ...w.bucketsSeconds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: w.counts[i]! })),
           { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: w.count },
           { metricName: `${name}_sum`, labels: {}, value: w.sumSeconds },
           { metricName: `${name}_count`, labels: {}, value: w.count },

@@ -1,8 +1,8 @@
 // One picture of the proxy's state, read from shared memory (every thread's work counts): what
 // /api/stats returns and /api/events streams once a second.
-import type { RunningProxy } from '../primary/start-proxy.ts';
+import type { ProxyView } from './proxy-view.ts';
 
-export function snapshot(proxy: RunningProxy) {
+export function snapshot(proxy: ProxyView) {
   const { semaphore, ring, stats, workers } = proxy.shared;
   const { nowServing, nextTicket } = semaphore.tickets;
   const summary = proxy.summary();

@@ -18,15 +18,7 @@ import { STAT_NAMES, type StatName } from '../memory/stats-names.ts';
 import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
 import { hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
-
-export interface LoggerInit {
-  ring: SharedArrayBuffer;
-  stats: SharedArrayBuffer;
-  logFile: string;
-  logMaxBytes: number;
-  logMaxFiles: number;
-  statusIntervalMs: number;
-}
+import type { FlushRequest, LoggerInit, LoggerMessage } from '../messages/logger-messages.ts';
 
 const init = workerData as LoggerInit;
 const ring = new LogRing(init.ring);
@@ -134,7 +126,7 @@ function top(map: Map<string, number>): [string, number][] {
 
 const summaryTimer = setInterval(() => {
   const lines = recent.map((record) => readableLine(record)); // their time is already an ISO string (addRecord)
-  parentPort!.postMessage({ type: 'summary', topHosts: top(hosts), topClients: top(clients), recent: lines });
+  parentPort!.postMessage({ type: 'summary', topHosts: top(hosts), topClients: top(clients), recent: lines } satisfies LoggerMessage);
 }, 1000);
 
 function onRecord(bytes: Uint8Array): void {
@@ -211,11 +203,11 @@ async function flushAndClose(): Promise<void> {
   // winston's File transport may still be flushing its stream after 'finish'; stdout too.
   const stdoutFlushed = !stdout || stdoutFailed ? Promise.resolve() : new Promise<void>((resolve) => stdout.end(resolve));
   await Promise.all([stdoutFlushed, new Promise((r) => setTimeout(r, 50))]);
-  parentPort!.postMessage({ type: 'flushed', written, dropped: ring.dropped });
+  parentPort!.postMessage({ type: 'flushed', written, dropped: ring.dropped } satisfies LoggerMessage);
   parentPort!.close();
 }
 
-parentPort!.on('message', (message: { type: string }) => {
+parentPort!.on('message', (message: FlushRequest) => {
   if (message.type === 'flush') void flushAndClose();
 });
 

@@ -1,16 +1,11 @@
-// Start the logger thread (not part of the pool) and ask it to flush at shutdown.
+// Start the logger thread (not part of the pool: logger/logger-thread.ts is the thread) and ask it to
+// flush at shutdown.
 import { Worker } from 'node:worker_threads';
 import type { ProxyOptions } from '../config/options.ts';
 import type { SharedState } from '../memory/shared-state.ts';
+import type { FlushRequest, LoggerInit, LoggerMessage, LogSummary } from '../messages/logger-messages.ts';
 
 const LOGGER_FILE = new URL('../logger/logger-thread.ts', import.meta.url);
-
-/** What the logger thread sends every second: aggregated off the serving path. */
-export interface LogSummary {
-  topHosts: [string, number][];
-  topClients: [string, number][];
-  recent: string[];
-}
 
 export interface LoggerThread {
   /** The latest aggregate from the logger thread. */
@@ -29,12 +24,12 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
       logMaxBytes: options.logMaxBytes,
       logMaxFiles: options.logMaxFiles,
       statusIntervalMs: options.statusIntervalMs,
-    },
+    } satisfies LoggerInit,
   });
   worker.on('error', (err) => process.stderr.write(`proxyd: the logger thread failed: ${err.stack ?? err}\n`));
   let latest: LogSummary = { topHosts: [], topClients: [], recent: [] };
-  worker.on('message', (m: { type: string } & Partial<LogSummary>) => {
-    if (m.type === 'summary') latest = m as LogSummary;
+  worker.on('message', (m: LoggerMessage) => {
+    if (m.type === 'summary') latest = { topHosts: m.topHosts, topClients: m.topClients, recent: m.recent };
   });
   return {
     summary: () => latest,
@@ -44,12 +39,12 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
           process.stderr.write('proxyd: the logger thread did not flush in time\n');
           void worker.terminate().then(() => resolve(undefined));
         }, timeoutMs);
-        worker.on('message', (m: { type: string; written: number; dropped: number }) => {
+        worker.on('message', (m: LoggerMessage) => {
           if (m.type !== 'flushed') return;
           clearTimeout(timer);
           worker.once('exit', () => resolve({ written: m.written, dropped: m.dropped }));
         });
-        worker.postMessage({ type: 'flush' });
+        worker.postMessage({ type: 'flush' } satisfies FlushRequest);
       });
     },
   };

@@ -11,13 +11,13 @@ import { BroadcastChannel, isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import { blocklistOf } from '../policy/blocklist.ts';
+import { CredentialCache } from '../policy/credential-cache.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState } from '../memory/shared-state.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
 import type { ServeContext } from './context.ts';
 import { connections, createProxyServer } from './proxy-server.ts';
-import { ProxyAuth } from './proxy-auth.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
 
@@ -44,7 +44,7 @@ export function init(data: ServeInit): void {
     options: data.options,
     blocklist: blocklistOf(data.blocklist),
     destinations: createDestinationPolicy({ allowDest: data.options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses }),
-    auth: new ProxyAuth(data.users ? new Map(data.users) : undefined),
+    auth: new CredentialCache(data.users ? new Map(data.users) : undefined),
     viaToken: data.viaToken,
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),

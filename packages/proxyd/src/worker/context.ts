@@ -5,14 +5,15 @@ import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import type { SharedState } from '../memory/shared-state.ts';
-import type { ProxyAuth } from './proxy-auth.ts';
+import type { CredentialCache } from '../policy/credential-cache.ts';
 
 export interface ServeContext {
   shared: SharedState;
   options: ProxyOptions;
   blocklist: Blocklist;
   destinations: DestinationPolicy;
-  auth: ProxyAuth;
+  /** Proxy-Authorization checks, with this thread's cache of verified credentials. */
+  auth: CredentialCache;
   /** This proxy instance's token in Via headers; seeing it on a request means a loop. */
   viaToken: string;
   /** TLS for the listener (--tls-cert/--tls-key): terminated here, in the worker. */

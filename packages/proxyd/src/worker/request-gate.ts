@@ -26,26 +26,28 @@ function refuse(code: RefusalCode, detail = '', headers: Record<string, string> 
 const ALLOWED_ANONYMOUS: GateDecision = { allow: true, user: '' };
 
 /**
- * Decide, then call `then` with the decision: at once when no step has to wait (no proxy auth), after the
- * password check otherwise (bcrypt runs off the event loop). Not an async function on purpose: a promise
- * and its reactions per request were the largest allocation of the gate (issue 7's profile).
+ * Decide, then call `onDecision` with it: at once when no step has to wait (no proxy auth), after the
+ * password check otherwise. That check is asynchronous but not free: bcryptjs runs on this thread, in
+ * slices between which the event loop serves other connections, so a verified credential is cached
+ * (policy/credential-cache.ts) and only a new one pays the hash. Not an async function on purpose: a
+ * promise and its reactions per request were the largest allocation of the gate (issue 7's profile).
  */
-export function passGate(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, kind: RequestKind, host: string, port: number, then: (decision: GateDecision) => void): void {
+export function passGate(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, kind: RequestKind, host: string, port: number, onDecision: (decision: GateDecision) => void): void {
   const { stats, log } = ctx.shared;
   const via = rawHeaderValue(req.rawHeaders, 'via');
   if (via !== undefined && via.includes(ctx.viaToken)) {
     stats.add('blocked');
     log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', rule: 'loop (our own Via token)' });
-    return then(refuse('LOOP_DETECTED'));
+    return onDecision(refuse('LOOP_DETECTED'));
   }
-  if (!ctx.auth.enabled) return then(checkPolicy(ctx, conn, req, kind, host, port, ''));
-  void ctx.auth.check(req, conn.address).then((result) => {
-    if (result.ok) return then(checkPolicy(ctx, conn, req, kind, host, port, result.user));
+  if (!ctx.auth.enabled) return onDecision(checkPolicy(ctx, conn, req, kind, host, port, ''));
+  void ctx.auth.check(req.headers['proxy-authorization'], conn.address).then((result) => {
+    if (result.ok) return onDecision(checkPolicy(ctx, conn, req, kind, host, port, result.user));
     stats.add('authFailures');
     // Never the credentials: only that they were missing, wrong, or throttled.
     log.write({ event: 'auth-failed', level: result.why === 'missing' ? 'info' : 'warn', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', why: result.why });
-    if (result.why === 'throttled') return then(refuse('AUTH_THROTTLED', '', { 'Retry-After': '60' }));
-    then(refuse('PROXY_AUTH_REQUIRED', '', { 'Proxy-Authenticate': `Basic realm="${ctx.options.authRealm}", charset="UTF-8"` }));
+    if (result.why === 'throttled') return onDecision(refuse('AUTH_THROTTLED', '', { 'Retry-After': '60' }));
+    onDecision(refuse('PROXY_AUTH_REQUIRED', '', { 'Proxy-Authenticate': `Basic realm="${ctx.options.authRealm}", charset="UTF-8"` }));
   });
 }
 

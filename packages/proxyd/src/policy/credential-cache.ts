@@ -1,23 +1,25 @@
 /**
- * Proxy authentication (Basic, over Proxy-Authorization) against the users of --auth-file.
+ * Basic credentials checked against the users of --auth-file, with what a check costs kept off the
+ * hot path: bcrypt is slow on purpose (tens of milliseconds), and bcryptjs runs on the *calling*
+ * thread's event loop, in slices (it yields between rounds, but the CPU it burns is that thread's). So
+ * a credential that verified is remembered for a while, keyed by a SHA-256 of the header's token (the
+ * password itself is never kept or logged), and an address that fails too often is throttled until its
+ * window passes. Both tables are per instance (per thread) and bounded.
  *
- * bcrypt is slow on purpose (tens of milliseconds a check), so a credential that verified is remembered
- * for a while, keyed by a SHA-256 of the header value (the password itself is never kept or logged).
- * An address that fails too often is throttled: 429 until its window passes. Both tables are per thread
- * and bounded.
+ * Used by the serving threads for Proxy-Authorization and by the admin server (on the primary, the
+ * thread that accepts everyone's connections) for Authorization.
  */
 import { createHash } from 'node:crypto';
-import type http from 'node:http';
-import { verifyPassword, type Users } from '../policy/htpasswd.ts';
+import { verifyPassword, type Users } from './htpasswd.ts';
 
-export type AuthResult = { ok: true; user: string } | { ok: false; why: 'missing' | 'invalid' | 'throttled' };
+export type CredentialCheck = { ok: true; user: string } | { ok: false; why: 'missing' | 'invalid' | 'throttled' };
 
 const REMEMBER_MS = 5 * 60_000;
 const FAILURE_WINDOW_MS = 60_000;
 const MAX_FAILURES = 10;
 const MAX_ENTRIES = 10_000;
 
-export class ProxyAuth {
+export class CredentialCache {
   #users: Users | undefined;
   readonly #verified = new Map<string, { user: string; until: number }>();
   readonly #failures = new Map<string, { count: number; since: number }>();
@@ -26,6 +28,7 @@ export class ProxyAuth {
     this.#users = users;
   }
 
+  /** True when there are users to check against (authentication is on). */
   get enabled(): boolean {
     return this.#users !== undefined;
   }
@@ -36,14 +39,14 @@ export class ProxyAuth {
     this.#verified.clear();
   }
 
-  async check(req: http.IncomingMessage, clientAddress: string): Promise<AuthResult> {
+  /** Check a `Basic <token>` header value from `clientAddress`. With no users, everyone passes. */
+  async check(header: string | undefined, clientAddress: string): Promise<CredentialCheck> {
     const users = this.#users;
     if (!users) return { ok: true, user: '' };
     const now = Date.now();
     const failures = this.#failures.get(clientAddress);
     if (failures && now - failures.since < FAILURE_WINDOW_MS && failures.count >= MAX_FAILURES) return { ok: false, why: 'throttled' };
 
-    const header = req.headers['proxy-authorization'];
     const match = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
     if (!match) return { ok: false, why: 'missing' };
     const key = createHash('sha256').update(match[1]!).digest('base64');

@@ -1,0 +1,24 @@
+// Who the proxy serves, in words, and where it must never connect: for the banner, the log and the
+// serving threads' loop check.
+import net from 'node:net';
+import os from 'node:os';
+import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
+import type { ClientAcl } from '../policy/client-acl.ts';
+
+const LOCAL_RANGES = rule('local', [...LOOPBACK, ...PRIVATE]);
+
+/** This machine's interface addresses: a connection to one of them on our port is a loop. */
+export function localAddresses(): string[] {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .map((i) => i?.address)
+    .filter((a): a is string => typeof a === 'string');
+}
+
+/** Set when the proxy listens on a public address yet only local clients may use it. */
+export function accessWarning(host: string, acl: ClientAcl): string | undefined {
+  const listensPublicly = host === '0.0.0.0' || host === '::' || (net.isIP(host) !== 0 && !inList(LOCAL_RANGES.list, host));
+  if (!listensPublicly || acl.open) return undefined;
+  return `listening on ${host}, but only loopback and private-range clients may connect: remote clients will be refused. ` +
+    'Allow them with --allow-client CIDR (e.g. your address/32), or require a login with --auth-file.';
+}

@@ -1,0 +1,33 @@
+// Hand-over: an admitted connection gets a permit lease and is transferred to a serving thread. Whatever
+// happens to that thread, the permit comes back exactly once (PermitLeases: whoever moves the lease
+// HELD → RELEASED first gives the permit back, the worker on close or the primary when the task settles).
+import type net from 'node:net';
+import { rawRefusal } from '../policy/refusals.ts';
+import type { AcceptedConnection, PrimaryState } from './primary-state.ts';
+
+export function handOver(state: PrimaryState, socket: net.Socket, conn: AcceptedConnection): void {
+  const { stats, log, leases, semaphore } = state.shared;
+  const lease = leases.take();
+  if (lease < 0) {
+    // Only if finished tasks stop reporting back: refuse rather than lose track of a permit.
+    semaphore.release();
+    log.write({ event: 'lease-table-full', level: 'error', conn: conn.id, client: conn.client });
+    socket.resume();
+    return void socket.end(rawRefusal('QUEUE_FULL', 'internal lease table full', { 'Retry-After': '1' }));
+  }
+  stats.add('admitted');
+  stats.add('active', 1);
+  log.write({ event: 'admitted', level: 'debug', conn: conn.id, client: conn.client, active: semaphore.held, waiting: semaphore.waiting });
+  state.queued.delete(socket); // after the transfer the socket is the worker's; this handle is destroyed
+  state.serving
+    .serve({ socket, lease, id: conn.id, client: conn.client, address: conn.address })
+    .catch((err: Error) => {
+      // The worker died with this connection open: its socket died with it. Count and log it.
+      stats.add('workerErrors');
+      log.write({ event: 'worker-error', level: 'error', conn: conn.id, client: conn.client, error: err.message });
+    })
+    .finally(() => {
+      // Exactly once: if the worker did not release the permit, this does.
+      if (leases.retire(lease, semaphore)) stats.add('active', -1);
+    });
+}

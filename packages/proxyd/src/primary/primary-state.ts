@@ -1,0 +1,39 @@
+// What the primary's parts (accept, admission, hand-over, reload, shutdown) share: one object, owned and
+// changed by the primary thread only, so it needs no lock. What other threads must see lives in shared
+// memory (state.shared) or goes to them as a message (state.policy).
+import type net from 'node:net';
+import type { BroadcastChannel } from 'node:worker_threads';
+import type { ProxyOptions } from '../config/options.ts';
+import type { SharedState } from '../memory/shared-state.ts';
+import type { ClientAcl } from '../policy/client-acl.ts';
+import type { Users } from '../policy/htpasswd.ts';
+import type { Serving } from './serving.ts';
+import type { WaitHistogram } from './wait-histogram.ts';
+
+export interface PrimaryState {
+  readonly shared: SharedState;
+  /** The options in force (a reload replaces the live ones). */
+  options: ProxyOptions;
+  /** Who may connect (rebuilt on reload). */
+  acl: ClientAcl;
+  /** The users of --auth-file, when authentication is on (re-read on reload). */
+  users: Users | undefined;
+  /** How long connections waited for a permit. */
+  readonly waits: WaitHistogram;
+  readonly serving: Serving;
+  /** The BroadcastChannel to every serving thread: policy updates and the last step of a shutdown. */
+  readonly policy: BroadcastChannel;
+  /** Accepted connections not yet handed to a serving thread (still the primary's to close). */
+  readonly queued: Set<net.Socket>;
+  /** The last connection id given out. */
+  lastConnectionId: number;
+}
+
+/** One accepted client connection, as the primary names it in the log. */
+export interface AcceptedConnection {
+  id: number;
+  /** "address:port", for the log. */
+  client: string;
+  /** The client's address alone, for policy. */
+  address: string;
+}

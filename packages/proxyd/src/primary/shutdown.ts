@@ -1,0 +1,31 @@
+// Shutdown (SIGTERM/SIGINT): stop accepting, close connections still waiting for a permit, let admitted
+// ones finish up to the grace period, then have each serving thread close what is left (so every
+// connection is still logged as it ends), end the threads, and flush the log last.
+import type net from 'node:net';
+import type { CloseAll } from '../messages/policy-channel.ts';
+import type { PrimaryState } from './primary-state.ts';
+import type { LoggerThread } from './start-logger.ts';
+
+export async function shutdown(state: PrimaryState, server: net.Server, logger: LoggerThread, graceMs: number): Promise<{ closedAtDeadline: number }> {
+  const { semaphore, stats, log } = state.shared;
+  log.write({ event: 'stopping', active: semaphore.held, waiting: semaphore.waiting, graceMs });
+  const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+  for (const socket of state.queued) socket.destroy(); // still queued: never admitted
+  await heldDropsToZero(state, Date.now() + graceMs, 25);
+  const closedAtDeadline = semaphore.held;
+  if (closedAtDeadline > 0) {
+    state.policy.postMessage({ type: 'close-all' } satisfies CloseAll);
+    await heldDropsToZero(state, Date.now() + 2000, 10);
+  }
+  await state.serving.close(); // ends the worker threads
+  await stopped;
+  log.write({ event: 'stopped', closedAtDeadline, accepted: stats.get('accepted'), requests: stats.get('requests') });
+  state.policy.close();
+  await logger.flush();
+  return { closedAtDeadline };
+}
+
+/** Poll the permits held until none is or the deadline passes (a bounded wait, on the event loop). */
+async function heldDropsToZero(state: PrimaryState, deadline: number, everyMs: number): Promise<void> {
+  while (state.shared.semaphore.held > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, everyMs));
+}

@@ -10,7 +10,7 @@ import { CONFIG_SCHEMA, parseConfigText } from '../src/config/config-file.ts';
 import { parseFlags } from '../src/config/flags.ts';
 import { OPTION_LIST } from '../src/config/option-table.ts';
 import { DEFAULTS, type ProxyOptions } from '../src/config/options.ts';
-import { splitReload } from '../src/config/reload.ts';
+import { splitReload } from '../src/config/split-reload.ts';
 import { BIN } from './helpers/proxy.ts';
 
 /** The default as text, the way the flag and the config file take it. */

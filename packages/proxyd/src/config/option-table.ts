@@ -109,9 +109,9 @@ export const OPTIONS = {
 
 export type OptionName = keyof typeof OPTIONS;
 
-/** The table as a list, typed loosely for code that treats every option alike. */
-export const OPTION_LIST: readonly (OptionDecl & { name: OptionName })[] = Object.entries(OPTIONS).map(
-  ([name, decl]) => ({ ...(decl as OptionDecl), name: name as OptionName }),
+/** The table as a list, for code that treats every option alike (its value typed as unknown). */
+export const OPTION_LIST: readonly (OptionDecl<Exclude<keyof ProxyOptions, 'logRingBytes'>> & { name: OptionName })[] = Object.entries(OPTIONS).map(
+  ([name, decl]) => ({ ...(decl as OptionDecl<Exclude<keyof ProxyOptions, 'logRingBytes'>>), name: name as OptionName }),
 );
 
 /** A rule that joins options: given the merged options, the option at fault and what is wrong, if anything. */

@@ -11,10 +11,9 @@ export function splitReload(running: ProxyOptions, next: ProxyOptions): { applie
   const changedLive: OptionName[] = [];
   const needRestart: OptionName[] = [];
   for (const { name, field, live } of OPTION_LIST) {
-    const key = field as keyof ProxyOptions;
-    if (JSON.stringify(running[key]) === JSON.stringify(next[key])) continue;
+    if (JSON.stringify(running[field]) === JSON.stringify(next[field])) continue;
     if (live) {
-      applied[key] = next[key];
+      applied[field] = next[field];
       changedLive.push(name);
     } else needRestart.push(name);
   }

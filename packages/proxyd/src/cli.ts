@@ -8,26 +8,19 @@
 import yargs, { type Argv } from 'yargs';
 import { loadConfigFile } from './config/config-file.ts';
 import { formatDuration } from './config/duration.ts';
-import { defaultRaw, FLAG_NAMES, FLAGS, type RawOptions } from './config/flags.ts';
+import { explicitFlags, flagDefinitions, parseFlags, type RawFlags } from './config/flags.ts';
+import { OptionError } from './config/option-error.ts';
 import type { ProxyOptions } from './config/options.ts';
-import { OptionError, resolveOptions, toOptions } from './config/to-options.ts';
+import { resolveOptions } from './config/resolve-options.ts';
 import { startProxy } from './primary/start-proxy.ts';
 import { startAdminServer } from './admin/admin-server.ts';
 
+// Every option's flag comes from the option table (config/option-table.ts, via flags.ts); --config is
+// the one flag that is not an option: it says where the others may be.
 function addOptions(y: Argv): Argv {
-  let out = y.option('config', { type: 'string', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' });
-  for (const name of FLAG_NAMES) {
-    const f = FLAGS[name];
-    const shown = 'defaultDescription' in f ? f.defaultDescription : f.default === undefined ? undefined : JSON.stringify(f.default);
-    out = out.option(name, {
-      type: 'string',
-      array: f.kind === 'list',
-      describe: `${f.describe}${f.live ? '' : ' [restart to change]'}`,
-      ...(shown !== undefined ? { defaultDescription: shown } : {}),
-      ...('choices' in f ? { choices: f.choices as readonly string[] as string[] } : {}),
-    });
-  }
-  return out;
+  return y
+    .option('config', { type: 'string', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' })
+    .options(flagDefinitions());
 }
 
 export function buildParser(argv: string[]): Argv {
@@ -49,29 +42,13 @@ export function buildParser(argv: string[]): Argv {
     .wrap(Math.min(110, process.stdout.columns || 110));
 }
 
-/** The flags given explicitly on the command line, as raw values. */
-function explicitFlags(args: Record<string, unknown>): RawOptions {
-  const raw: RawOptions = {};
-  for (const name of FLAG_NAMES) {
-    const v = args[name];
-    if (v === undefined) continue;
-    raw[name] = Array.isArray(v) ? v.map(String) : String(v);
-  }
-  return raw;
-}
-
-/** Defaults < config file < flags. Errors name the file and the key, or the flag. */
-export function effectiveOptions(configFile: string | undefined, flags: RawOptions): ProxyOptions {
-  let fileRaw: RawOptions = {};
-  if (configFile) {
-    fileRaw = loadConfigFile(configFile);
-    try {
-      toOptions({ ...defaultRaw(), ...fileRaw }); // the file on its own must make sense
-    } catch (err) {
-      throw new OptionError(`config ${configFile}: ${(err as Error).message.replace(/^--([\w-]+)/, 'key "$1"')}`);
-    }
-  }
-  return resolveOptions(fileRaw, flags);
+/**
+ * Defaults < config file < flags. A bad value or a broken rule is an OptionError that names the option
+ * and where it was written (flag or file), as data: `fail` prints its message.
+ */
+export function effectiveOptions(configFile: string | undefined, flags: RawFlags): ProxyOptions {
+  const config = configFile ? { file: configFile, values: loadConfigFile(configFile) } : undefined;
+  return resolveOptions(config, parseFlags(flags));
 }
 
 function fail(message: string): never {
@@ -93,7 +70,8 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
   if (command === 'check-config') {
-    process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
+    // Every option, an unset one as null (JSON.stringify would leave out an undefined field).
+    process.stdout.write(`${JSON.stringify(options, (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`);
     process.stdout.write(`proxyd: configuration OK${configFile ? ` (${configFile} + flags)` : ' (defaults + flags)'}\n`);
     return;
   }

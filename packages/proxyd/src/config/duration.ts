@@ -1,19 +1,30 @@
 // Durations on the command line and in config: "500ms", "30s", "2m", "1h", or a bare number of seconds.
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+import { z } from 'zod';
+import { scalarType, type OptionType, type Parsed } from './option-type.ts';
 
-/** Parse a duration into milliseconds; throws a one-line error naming the bad value. */
-export function parseDuration(text: string | number, name = 'duration'): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(String(text));
-  if (!match) throw new Error(`${name}: "${text}" is not a duration (use e.g. 500ms, 30s, 2m, 1h)`);
-  const ms = Number(match[1]) * UNITS[match[2] ?? 's']!;
-  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw new Error(`${name}: "${text}" is too long (at most 24 days)`);
-  return Math.round(ms);
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+// Node's timers hold at most 2^31-1 ms (24.8 days); a longer timeout would fire at once.
+const MAX_MS = 2 ** 31 - 1;
+
+/** Parse a duration into whole milliseconds (rounded). Zero only with `allowZero`. */
+export function parseDuration(text: string, { allowZero = false } = {}): Parsed<number> {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!match) return { ok: false, value: text, problem: 'is not a duration (use e.g. 500ms, 30s, 2m, 1h)' };
+  const ms = Math.round(Number(match[1]) * UNITS[match[2] ?? 's']!);
+  if (!(ms <= MAX_MS)) return { ok: false, value: text, problem: 'is too long (at most 24 days)' };
+  if (ms === 0 && !allowZero) return { ok: false, problem: `must be at least 1ms, got "${text}"` };
+  return { ok: true, value: ms };
 }
 
-/** "1500" → "1.5s", for messages and --help. */
+/** 1500 → "1500ms", 90_000 → "90s", 120_000 → "2m": the largest unit that is exact. */
 export function formatDuration(ms: number): string {
   if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
   return `${ms}ms`;
+}
+
+/** A duration option, in milliseconds; `allowZero` where 0 means "off" or "at once". */
+export function durationType({ allowZero = false } = {}): OptionType<number> {
+  return scalarType({ out: z.number().int(), parse: (text) => parseDuration(text, { allowZero }), show: formatDuration });
 }

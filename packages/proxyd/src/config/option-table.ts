@@ -1,0 +1,129 @@
+/**
+ * Every option proxyd has, declared once: its name (the command-line flag and the config-file key),
+ * the ProxyOptions field it sets, its type (a zod codec that parses and validates what is written,
+ * option-type.ts), its default, its --help text, and whether SIGHUP applies a new value live. Below the
+ * options, the rules that join two of them.
+ *
+ * Everything else is derived from this file: the ProxyOptions type and DEFAULTS (options.ts), the yargs
+ * flags and --help (flags.ts), the config-file schema (config-file.ts), check-config and the layering of
+ * defaults < file < flags (resolve-options.ts), and the reload diff (split-reload.ts). A new option is one
+ * entry here plus the code that uses it.
+ */
+import os from 'node:os';
+import { cidrListType } from './cidr-list.ts';
+import { durationType } from './duration.ts';
+import { hostPortOrOffType } from './host-port.ts';
+import type { ProxyOptions } from './options.ts';
+import { choiceType, optionalPathType, textType, type OptionType } from './option-type.ts';
+import { portListType } from './port-list.ts';
+import { wholeNumberType } from './whole-number.ts';
+
+export interface OptionDecl<F extends string = string, T = unknown> {
+  /** The ProxyOptions field this option sets. */
+  readonly field: F;
+  readonly type: OptionType<T>;
+  readonly default: T;
+  /** How --help shows the default when its encoded value would not say it well. */
+  readonly helpDefault?: string;
+  readonly help: string;
+  /** True when a SIGHUP reload applies a new value to the running proxy; false: restart to change. */
+  readonly live: boolean;
+}
+
+/** One declaration: `default` must be a value of `type` (NoInfer: the type decides, not the literal). */
+function option<const F extends string, T>(decl: { field: F; type: OptionType<T>; default: NoInfer<T>; helpDefault?: string; help: string; live: boolean }): OptionDecl<F, T> {
+  return decl;
+}
+
+export const DEFAULT_WORKERS = Math.max(1, Math.min(os.availableParallelism(), 8));
+
+export const OPTIONS = {
+  host: option({ field: 'host', type: textType({ nonEmpty: true }), default: '127.0.0.1', live: false, help: 'address to listen on (0.0.0.0 or :: for every interface)' }),
+  port: option({ field: 'port', type: wholeNumberType(0, 65535), default: 8080, live: false, help: 'port to listen on (0: any free port)' }),
+  workers: option({
+    field: 'workers',
+    type: wholeNumberType(0, 256),
+    default: DEFAULT_WORKERS,
+    helpDefault: `${DEFAULT_WORKERS} (this machine's CPUs, at most 8)`,
+    live: false,
+    help: 'worker threads serving connections (0: serve on the primary thread)',
+  }),
+  'max-clients': option({ field: 'maxClients', type: wholeNumberType(1, 100_000), default: 512, live: false, help: 'connections served at once (semaphore permits); the rest wait in a FIFO queue' }),
+  'max-waiting': option({ field: 'maxWaiting', type: wholeNumberType(0, 1_000_000), default: 1024, live: false, help: 'connections that may wait for a permit; more are answered 503 at once' }),
+  'queue-timeout': option({ field: 'queueTimeoutMs', type: durationType(), default: 30_000, live: true, help: 'longest wait for a permit before 503 Service Unavailable' }),
+  'idle-timeout': option({ field: 'idleTimeoutMs', type: durationType(), default: 120_000, live: true, help: 'close a connection or tunnel with no bytes either way for this long, releasing its permit' }),
+  'upstream-timeout': option({ field: 'upstreamTimeoutMs', type: durationType(), default: 30_000, live: true, help: 'no response (or CONNECT connection) from the destination within this: 504' }),
+  'headers-timeout': option({ field: 'headersTimeoutMs', type: durationType(), default: 30_000, live: true, help: "a request's line and headers must arrive within this, or 408 (slow-header attacks)" }),
+  'connect-ports': option({ field: 'connectPorts', type: portListType(), default: [[443, 443]], live: true, help: 'ports CONNECT may reach: a list with ranges, e.g. 443,8443,9000-9099' }),
+  'blocked-http-ports': option({
+    field: 'blockedHttpPorts',
+    type: portListType({ noneAllowed: true }),
+    default: [[19, 19], [21, 23], [25, 25], [110, 110], [119, 119], [143, 143], [465, 465], [587, 587], [993, 993], [995, 995]],
+    live: true,
+    help: 'ports plain HTTP may not reach (mail, ssh, …); "none" allows every port',
+  }),
+  'allow-client': option({
+    field: 'allowClient',
+    type: cidrListType({ anyAllowed: true }),
+    default: [],
+    helpDefault: 'loopback + private ranges',
+    live: true,
+    help: 'also let these clients in (repeatable CIDR, e.g. 203.0.113.7/32); "any" lets everyone in',
+  }),
+  'allow-dest': option({
+    field: 'allowDest',
+    type: cidrListType(),
+    default: [],
+    helpDefault: 'none',
+    live: true,
+    help: 'let the proxy reach these loopback ranges (repeatable CIDR, e.g. 127.0.0.0/8); link-local and cloud metadata stay forbidden',
+  }),
+  'auth-file': option({ field: 'authFile', type: optionalPathType(), default: undefined, live: true, help: 'htpasswd file (bcrypt: htpasswd -B); every request then needs Proxy-Authorization, from any address; SIGHUP reloads it' }),
+  // The realm goes inside a quoted header parameter: quotes and backslashes are dropped.
+  'auth-realm': option({ field: 'authRealm', type: textType({ clean: (t) => t.replace(/["\\]/g, '') }), default: 'proxyd', live: true, help: 'realm named in the 407 Proxy-Authenticate header' }),
+  'tls-cert': option({ field: 'tlsCert', type: optionalPathType(), default: undefined, live: false, help: 'PEM certificate: the listener speaks TLS (clients use an https:// proxy URL); needs --tls-key' }),
+  'tls-key': option({ field: 'tlsKey', type: optionalPathType(), default: undefined, live: false, help: 'PEM private key for --tls-cert' }),
+  'max-header-size': option({ field: 'maxHeaderBytes', type: wholeNumberType(1024, 1024 * 1024), default: 16 * 1024, live: false, help: 'largest request head (request line + headers) in bytes, or 431' }),
+  'max-url-length': option({ field: 'maxUrlBytes', type: wholeNumberType(64, 1024 * 1024), default: 8 * 1024, live: true, help: 'longest request target in bytes, or 414' }),
+  blocklist: option({ field: 'blocklistFile', type: optionalPathType(), default: undefined, live: true, help: 'file of blocked domains, one per line (# comments); each blocks its subdomains; SIGHUP reloads it' }),
+  admin: option({
+    field: 'admin',
+    type: hostPortOrOffType(),
+    default: { host: '127.0.0.1', port: 9090 },
+    live: false,
+    help: 'admin server (dashboard, /metrics, /api/stats, /healthz): host:port, or "off"; a non-loopback address needs --auth-file',
+  }),
+  'log-file': option({ field: 'logFile', type: textType({ nonEmpty: true }), default: 'proxy.log', live: false, help: 'JSON-lines log file (readable lines also go to stdout, unless it is /dev/null)' }),
+  'log-level': option({ field: 'logLevel', type: choiceType(['error', 'warn', 'info', 'debug']), default: 'info', live: true, help: 'least severe events logged (debug adds accept/admit/close of every connection)' }),
+  'log-max-size': option({
+    field: 'logMaxBytes',
+    type: wholeNumberType(0, 2 ** 40),
+    default: 100 * 1024 * 1024,
+    live: false,
+    help: 'rotate the log file when it reaches this many bytes (0: never; it may pass them by one write batch, about 64 KiB)',
+  }),
+  'log-max-files': option({ field: 'logMaxFiles', type: wholeNumberType(1, 1000), default: 10, live: false, help: 'rotated log files to keep (proxy1.log … proxyN.log beside proxy.log, which is always the newest)' }),
+  'shutdown-grace': option({ field: 'shutdownGraceMs', type: durationType({ allowZero: true }), default: 10_000, live: true, help: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed (0: close them at once)' }),
+  'status-interval': option({ field: 'statusIntervalMs', type: durationType({ allowZero: true }), default: 5_000, live: false, help: 'status line (active, waiting, totals) this often while busy; 0 turns it off' }),
+};
+
+export type OptionName = keyof typeof OPTIONS;
+
+/** The table as a list, for code that treats every option alike (its value typed as unknown). */
+export const OPTION_LIST: readonly (OptionDecl<Exclude<keyof ProxyOptions, 'logRingBytes'>> & { name: OptionName })[] = Object.entries(OPTIONS).map(
+  ([name, decl]) => ({ ...(decl as OptionDecl<Exclude<keyof ProxyOptions, 'logRingBytes'>>), name: name as OptionName }),
+);
+
+/** A rule that joins options: given the merged options, the option at fault and what is wrong, if anything. */
+export interface CrossRule {
+  check(options: ProxyOptions): { option: OptionName; problem: string } | undefined;
+}
+
+export const RULES: readonly CrossRule[] = [
+  {
+    check: (o) =>
+      o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }
+      : o.tlsKey !== undefined && o.tlsCert === undefined ? { option: 'tls-cert', problem: 'is missing: tls-cert and tls-key go together' }
+      : undefined,
+  },
+];

@@ -1,0 +1,13 @@
+// Counts and sizes: a whole number within a range, written as digits or as a JSON number.
+import { z } from 'zod';
+import { scalarType, type OptionType, type Parsed } from './option-type.ts';
+
+export function parseWholeNumber(text: string, min: number, max: number): Parsed<number> {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isInteger(n) || n < min || n > max) return { ok: false, problem: `must be a whole number from ${min} to ${max}, got "${text}"` };
+  return { ok: true, value: n };
+}
+
+export function wholeNumberType(min: number, max: number): OptionType<number> {
+  return scalarType({ out: z.number().int(), parse: (text) => parseWholeNumber(text, min, max), show: String });
+}

@@ -6,10 +6,6 @@ import { optionErrorFromIssue } from './option-error.ts';
 import { OPTION_LIST, type OptionName } from './option-table.ts';
 import { byField, type ProxyOptions } from './options.ts';
 
-// The primary (start-proxy.ts; primary/reload.ts after the split) imports splitReload from here. It
-// lives in split-reload.ts: point that import there once both branches are merged, then drop this line.
-export { splitReload } from './split-reload.ts';
-
 /** Flags as yargs hands them over: text, or a list of texts for a repeated flag. */
 export type RawFlags = Partial<Record<OptionName, string | string[]>>;
 

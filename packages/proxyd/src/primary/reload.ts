@@ -1,7 +1,7 @@
 // Reload (SIGHUP): apply new options and re-read the blocklist and the auth file. What can change live
 // does, for new requests (every serving thread gets the new policy on the BroadcastChannel); what cannot
 // is logged as needing a restart. A bad file keeps everything as it was.
-import { splitReload } from '../config/flags.ts';
+import { splitReload } from '../config/split-reload.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import { LEVEL_RANK } from '../memory/event-log.ts';
 import type { PolicyUpdate } from '../messages/policy-channel.ts';

@@ -204,6 +204,16 @@ t.test('the config file as a whole: unknown keys, not JSON, not an object — no
   t.same(parseConfigText('{"admin": "off"}', 'f'), { admin: undefined }, 'a key set to a value that is undefined is still set');
 });
 
+t.test('cross-option rule: a non-loopback --admin needs --auth-file, so check-config says what start-up would', async (t) => {
+  const admin = (host: string) => ({ admin: { host, port: 9090 } });
+  t.match(optionError(t, () => resolveOptions(undefined, admin('0.0.0.0'))), { option: 'admin', source: 'flag', problem: /is not a loopback address: that needs --auth-file/ });
+  t.match(optionError(t, () => resolveOptions(undefined, admin('::'))), { option: 'admin' });
+  t.match(optionError(t, () => resolveOptions({ file: 'p.json', values: admin('192.0.2.7') }, {})), { option: 'admin', source: 'config', file: 'p.json' });
+  for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) t.same(resolveOptions(undefined, admin(host)).admin, { host, port: 9090 }, `${host} is loopback`);
+  t.same(resolveOptions(undefined, { ...admin('0.0.0.0'), authFile: 'users.htpasswd' }).admin, { host: '0.0.0.0', port: 9090 }, 'with --auth-file it is allowed');
+  t.equal(resolveOptions(undefined, { admin: undefined }).admin, undefined, '"off" needs nothing');
+});
+
 t.test('cross-option rules: tls-cert and tls-key go together, blamed on the file or the flags', async (t) => {
   const both = resolveOptions(undefined, parseFlags({ 'tls-cert': 'c.pem', 'tls-key': 'k.pem' }));
   t.match(both, { tlsCert: 'c.pem', tlsKey: 'k.pem' });

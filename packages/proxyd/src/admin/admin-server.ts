@@ -11,7 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { inList, LOOPBACK, rule } from '../policy/address-rules.ts';
+import { isLoopbackHost } from '../policy/address-rules.ts';
 import { CredentialCache } from '../policy/credential-cache.ts';
 import type { ProxyView } from './proxy-view.ts';
 import { createMetrics } from './metrics.ts';
@@ -36,8 +36,9 @@ export interface AdminServer {
 export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | undefined> {
   const where = proxy.options.admin;
   if (!where) return undefined;
-  const loopback = net.isIP(where.host) !== 0 ? inList(rule('loopback', LOOPBACK).list, where.host) : where.host === 'localhost';
+  const loopback = isLoopbackHost(where.host);
   if (!loopback && !proxy.options.authFile) {
+    // Also a rule of the options (config/option-table.ts): here for callers that start it directly.
     throw new Error(`--admin ${where.host}:${where.port} is not a loopback address: that needs --auth-file (or reach the admin port through an SSH tunnel)`);
   }
   // Off the loopback, every request logs in with the proxy's users (re-read on SIGHUP by the primary).

@@ -10,6 +10,7 @@
  * entry here plus the code that uses it.
  */
 import os from 'node:os';
+import { isLoopbackHost } from '../policy/address-rules.ts';
 import { cidrListType } from './cidr-list.ts';
 import { durationType } from './duration.ts';
 import { hostPortOrOffType } from './host-port.ts';
@@ -125,5 +126,12 @@ export const RULES: readonly CrossRule[] = [
       o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }
       : o.tlsKey !== undefined && o.tlsCert === undefined ? { option: 'tls-cert', problem: 'is missing: tls-cert and tls-key go together' }
       : undefined,
+  },
+  {
+    // The admin server shows who uses the proxy and where they go: off the loopback it needs logins.
+    check: (o) =>
+      o.admin !== undefined && !isLoopbackHost(o.admin.host) && o.authFile === undefined
+        ? { option: 'admin', problem: `${o.admin.host}:${o.admin.port} is not a loopback address: that needs --auth-file (or reach the admin port through an SSH tunnel)` }
+        : undefined,
   },
 ];

@@ -36,8 +36,14 @@ export function inList(list: net.BlockList, address: string): boolean {
 }
 
 export const LOOPBACK = ['127.0.0.0/8', '::1/128'];
+const LOOPBACK_RULE = rule('loopback', LOOPBACK);
 export const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', 'fe80::/10'];
 export const LINK_LOCAL = ['169.254.0.0/16', 'fe80::/10', '64:ff9b::a9fe:0/112'];
 export const CLOUD_METADATA = ['169.254.169.254', '169.254.170.2', 'fd00:ec2::254', '100.100.100.200', '192.0.0.192'];
 export const UNSPECIFIED = ['0.0.0.0/8', '::/128'];
 export const MULTICAST_BROADCAST = ['224.0.0.0/4', '255.255.255.255', 'ff00::/8'];
+
+/** Is `host` (an address, or the name "localhost") reachable from this machine only? */
+export function isLoopbackHost(host: string): boolean {
+  return net.isIP(host) !== 0 ? inList(LOOPBACK_RULE.list, host) : host === 'localhost';
+}

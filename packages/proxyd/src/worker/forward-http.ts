@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../memory/stats-names.ts';
 import type { Dispatcher } from 'undici';
+import { splitAbsoluteTarget } from './authority.ts';
 import { forwardedHeaders, rawHeaderValue } from './headers.ts';
 import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
@@ -36,6 +37,10 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
     }
     return refuseResponse(res, 'BAD_TARGET', target.startsWith('https:') ? 'use CONNECT for https:// URLs' : '');
   }
+  // The URL parser decides the destination; the path goes on as the client wrote it (originForm). They
+  // cannot disagree on where the authority ends: the one character WHATWG reads as "/" there, a
+  // backslash, never gets this far (llhttp refuses it in a target; wire.test.ts checks).
+  const { originForm } = splitAbsoluteTarget(target);
   let url: URL;
   try {
     url = new URL(target);
@@ -57,7 +62,7 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
   const port = Number(url.port || 80);
   passGate(ctx, conn, req, 'http', host, port, (decision) => {
     if (!decision.allow) return refuseResponse(res, decision.code, decision.detail, decision.headers);
-    send(ctx, conn, req, res, url);
+    send(ctx, conn, req, res, url, originForm);
   });
 }
 
@@ -162,7 +167,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
 
 const CLIENT_GONE = new Error('the client closed its connection');
 
-function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, originForm: string): void {
   if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
   // A body only when the request framed one: a GET without one must not become a chunked upload.
   const hasBody = rawHeaderValue(req.rawHeaders, 'content-length') !== undefined || rawHeaderValue(req.rawHeaders, 'transfer-encoding') !== undefined;
@@ -171,7 +176,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
     ctx.upstream.dispatch(
       {
         origin: url.origin,
-        path: `${url.pathname}${url.search}`,
+        path: originForm,
         method: req.method ?? 'GET',
         headers: forwardedHeaders(req.rawHeaders, { viaToken: ctx.viaToken, host: url.host }),
         body: hasBody ? req : null,

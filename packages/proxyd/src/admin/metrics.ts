@@ -55,7 +55,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   counter('proxyd_worker_errors_total', 'Connections lost to a worker thread that died', 'workerErrors');
   counter('proxyd_bytes_received_total', 'Bytes from clients (client → upstream)', 'bytesUp');
   counter('proxyd_bytes_sent_total', 'Bytes to clients (upstream → client)', 'bytesDown');
-  labelled('proxyd_requests_total', 'Requests by method', 'method', { GET: 'methodGet', POST: 'methodPost', CONNECT: 'methodConnect', other: 'methodOther' });
+  labelled('proxyd_requests_total', 'Requests by method', 'method', { GET: 'methodGet', POST: 'methodPost', HEAD: 'methodHead', CONNECT: 'methodConnect', other: 'methodOther' });
   labelled('proxyd_request_decisions_total', 'Requests by decision', 'decision', { allowed: 'allowed', blocked: 'blocked', denied: 'authFailures', error: 'upstreamErrors', bad_request: 'badRequests' });
   labelled('proxyd_responses_total', 'Answers by status class', 'code', { '1xx': 'status1xx', '2xx': 'status2xx', '3xx': 'status3xx', '4xx': 'status4xx', '5xx': 'status5xx' });
   labelled('proxyd_upstream_errors_total', 'Upstream errors by kind', 'kind', { refused: 'upstreamRefused', dns: 'upstreamDns', timeout: 'upstreamTimeout', reset: 'upstreamReset', other: 'upstreamOther' });

@@ -27,6 +27,7 @@ export const STAT_NAMES = [
   // requests by method
   'methodGet',
   'methodPost',
+  'methodHead',
   'methodConnect',
   'methodOther',
   // answers by status class (forwarded and refusals alike)
@@ -51,6 +52,8 @@ export function methodStat(method: string | undefined): StatName {
       return 'methodGet';
     case 'POST':
       return 'methodPost';
+    case 'HEAD':
+      return 'methodHead';
     case 'CONNECT':
       return 'methodConnect';
     default:

@@ -13,14 +13,19 @@ export async function admit(state: PrimaryState, socket: net.Socket, conn: Accep
     return 'admitted';
   }
 
-  stats.add('queued');
-  stats.add('waiting', 1);
-  log.write({ event: 'queued', conn: conn.id, client: conn.client, waiting: semaphore.waiting + 1, active: semaphore.held });
   const { queueTimeoutMs, maxWaiting } = state.options;
+  // Only this thread joins the queue and other threads only shorten it, so a queue with room now still
+  // has room when acquireAsync() takes the ticket: a client refused as queue-full is never logged as queued.
+  const willQueue = semaphore.waiting < semaphore.maxWaiting;
+  if (willQueue) {
+    stats.add('queued');
+    stats.add('waiting', 1);
+    log.write({ event: 'queued', conn: conn.id, client: conn.client, waiting: semaphore.waiting + 1, active: semaphore.held });
+  }
   const started = performance.now();
   // Waits with Atomics.waitAsync on this connection's ticket: the primary's event loop keeps accepting.
   const result = await semaphore.acquireAsync({ timeoutMs: queueTimeoutMs });
-  stats.add('waiting', -1);
+  if (willQueue) stats.add('waiting', -1);
   const waitedMs = Math.round(performance.now() - started);
   state.waits.observe(waitedMs / 1000);
   if (result === 'acquired') {

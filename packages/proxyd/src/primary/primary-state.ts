@@ -18,6 +18,8 @@ export interface PrimaryState {
   acl: ClientAcl;
   /** The users of --auth-file, when authentication is on (re-read on reload). */
   users: Users | undefined;
+  /** The blocklist's domains in force (re-read on reload). */
+  blocklist: readonly string[];
   /** How long connections waited for a permit. */
   readonly waits: WaitHistogram;
   readonly serving: Serving;

@@ -8,7 +8,9 @@ import type { PolicyUpdate } from '../messages/policy-channel.ts';
 import { parseBlocklist } from '../policy/blocklist.ts';
 import { createClientAcl } from '../policy/client-acl.ts';
 import { loadBlocklist, loadUsers } from './load-files.ts';
+import type { Users } from '../policy/htpasswd.ts';
 import type { PrimaryState } from './primary-state.ts';
+import { listChange } from './words.ts';
 
 export async function reloadProxy(state: PrimaryState, next: ProxyOptions): Promise<void> {
   const { stats, log } = state.shared;
@@ -16,14 +18,16 @@ export async function reloadProxy(state: PrimaryState, next: ProxyOptions): Prom
   try {
     const blocklist = applied.blocklistFile ? await loadBlocklist(applied.blocklistFile) : parseBlocklist('');
     const users = applied.authFile ? await loadUsers(applied.authFile) : undefined;
+    const changed = [...changedLive, ...fileChanges(state, blocklist.rules, users)];
     state.acl = createClientAcl(applied.allowClient, users !== undefined);
     state.options = applied;
     state.users = users;
+    state.blocklist = blocklist.rules;
     state.policy.postMessage({ type: 'policy', blocklist: blocklist.rules, users: users ? [...users] : undefined, options: applied } satisfies PolicyUpdate);
     stats.set('logLevel', LEVEL_RANK[applied.logLevel]); // every thread, the logger too, reads it there
     log.write({
       event: 'reload',
-      changed: changedLive.join(',') || 'nothing',
+      changed: changed.join(', ') || 'nothing',
       blocklist: applied.blocklistFile ?? 'none',
       domains: blocklist.rules.length,
       users: users?.size,
@@ -40,4 +44,16 @@ export async function reloadProxy(state: PrimaryState, next: ProxyOptions): Prom
 /** Log that a reload could not be applied (a bad config file or a bad file it names). */
 export function reloadFailed(state: PrimaryState, message: string): void {
   state.shared.log.write({ event: 'reload-failed', level: 'error', error: message, kept: 'the running configuration' });
+}
+
+/** What the re-read files changed, even when their names did not: "blocklist +2 −1", "users +1 −0, 1 new password". */
+function fileChanges(state: PrimaryState, blocklist: readonly string[], users: Users | undefined): string[] {
+  const out: string[] = [];
+  const domains = listChange(state.blocklist, blocklist);
+  if (domains) out.push(`blocklist ${domains}`);
+  const names = listChange([...(state.users?.keys() ?? [])], [...(users?.keys() ?? [])]);
+  let newPasswords = 0;
+  for (const [user, hash] of users ?? []) if (state.users?.has(user) && state.users.get(user) !== hash) newPasswords++;
+  if (names || newPasswords) out.push(`users ${names ?? '+0 −0'}${newPasswords ? `, ${newPasswords === 1 ? '1 new password' : `${newPasswords} new passwords`}` : ''}`);
+  return out;
 }

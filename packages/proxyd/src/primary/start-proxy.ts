@@ -31,6 +31,7 @@ import { startServing } from './serving.ts';
 import { shutdown } from './shutdown.ts';
 import { startLoggerThread } from './start-logger.ts';
 import { WaitHistogram } from './wait-histogram.ts';
+import { plural } from './words.ts';
 
 export interface RunningProxy {
   /** Where it listens. */
@@ -98,6 +99,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     options,
     acl: createClientAcl(options.allowClient, users !== undefined),
     users,
+    blocklist: blocklist.rules,
     waits: new WaitHistogram(),
     serving,
     policy,
@@ -146,8 +148,8 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     idleTimeout: formatDuration(options.idleTimeoutMs),
     connectPorts: formatPortList(options.connectPorts),
     clients: run.access,
-    auth: users ? `${options.authFile} (${users.size} users)` : 'off',
-    blocklist: options.blocklistFile ? `${options.blocklistFile} (${run.blocklistDomains} domains)` : 'none',
+    auth: users ? `${options.authFile} (${plural(users.size, 'user')})` : 'off',
+    blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
     node: process.versions.node,
   });
 }

@@ -157,7 +157,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       client: conn.client,
       method: req.method,
       url: req.url,
-      status: res.writableFinished ? this.status : `${this.status} (cut)`,
+      status: this.status,
+      cut: res.writableFinished ? undefined : true, // the response was cut short (one type per field: status stays a number)
       up: this.bytesUp,
       down: this.bytesDown,
       ms: Math.round((performance.now() - this.started) * 10) / 10,

@@ -42,5 +42,8 @@ function forward(from: net.Socket, to: net.Socket): void {
     });
   } // else a socket dialled by connectForwardingTo() writes its reads to `to` itself (pooled-reads.ts)
   to.on('drain', () => from.resume());
-  from.on('end', () => to.end());
+  // A client that closed while it waited for a permit has sent its FIN before the tunnel exists: its
+  // 'end' is already past, so pass the FIN on now (else the tunnel, and its permit, wait for the idle timeout).
+  if (from.readableEnded) to.end();
+  else from.on('end', () => to.end());
 }

@@ -1,0 +1,45 @@
+// The semaphore demo (scripts/demo-semaphore.ts) prints steps in the order they happened: run it and
+// replay its lines. Printed in message-arrival order, an acquire could show before the release that
+// freed its permit — three holders of two permits. Here no line may show more holders than permits,
+// every thread's rounds are all there, and each hand-off is followed by the acquire it made possible.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const DEMO = fileURLToPath(new URL('../../../scripts/demo-semaphore.ts', import.meta.url));
+
+t.test('demo lines are in causal order and add up', async (t) => {
+  const threads = 6;
+  const permits = 2;
+  const rounds = 4;
+  const { stdout } = await promisify(execFile)(process.execPath, [DEMO, '--threads', String(threads), '--permits', String(permits), '--rounds', String(rounds), '--hold-ms', '20'], { timeout: 60_000 });
+  const steps = stdout
+    .split('\n')
+    .map((line) => /^\s*([\d.]+)s\s+T(\d+)\s+(waits|acquires|releases)(?: \((hand-off|handed)\))?\s+(\d+)\s+(\d+)\s/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ thread: Number(m[2]), action: m[3]!, handOff: m[4], held: Number(m[5]), waiting: Number(m[6]) }));
+  t.equal(steps.filter((s) => s.action === 'acquires').length, threads * rounds, 'every acquire printed');
+  t.equal(steps.filter((s) => s.action === 'releases').length, threads * rounds, 'every release printed');
+  t.ok(steps.every((s) => s.held <= permits && s.held >= 0), 'never more holders than permits, never fewer than none');
+
+  // Replay: who holds a permit. A thread acquires only what is free or handed to it, releases only its own.
+  const holders = new Set<number>();
+  let handedOver = 0;
+  for (const s of steps) {
+    if (s.action === 'acquires') {
+      t.notOk(holders.has(s.thread), `T${s.thread} does not acquire twice`);
+      holders.add(s.thread);
+      if (s.handOff === 'handed') handedOver--;
+      t.ok(holders.size <= permits, `at most ${permits} holders after T${s.thread} acquires`);
+    } else if (s.action === 'releases') {
+      t.ok(holders.has(s.thread), `T${s.thread} releases a permit it holds`);
+      holders.delete(s.thread);
+      if (s.handOff === 'hand-off') handedOver++;
+    }
+    t.ok(handedOver >= 0, 'no permit is received before it is handed over');
+  }
+  t.equal(handedOver, 0, 'every hand-off was received');
+  t.match(stdout, /permits free: 2\/2, admitted 24 times/);
+  t.match(stdout, /packages\/sync\/README\.md/);
+});

@@ -90,3 +90,37 @@ t.test('a POST whose body arrives in separate segments is not delayed (TCP_NODEL
   t.comment(`POST round trip, median of 15: direct ${direct.toFixed(2)} ms, through proxyd ${proxied.toFixed(2)} ms (ratio ${(proxied / direct).toFixed(1)})`);
   t.ok(proxied - direct < 25, `through proxyd ${proxied.toFixed(1)} ms vs direct ${direct.toFixed(1)} ms: no delayed-ACK stall (≥ 40 ms) added`);
 });
+
+t.test('a request line without an HTTP version is answered 400 at once, not left hanging', async (t) => {
+  for (const line of ['GET /\r\n', 'GET http://127.0.0.1/\n', 'POST /x\r\n']) {
+    const started = Date.now();
+    const { text, closedByPeer } = await exchange(proxy.address.port, line, 10_000);
+    t.match(text, /^HTTP\/1\.1 400 Bad Request\r\n/, `${JSON.stringify(line)}: 400`);
+    t.match(text, /request line without an HTTP version/);
+    t.ok(closedByPeer, 'and the proxy closed the connection');
+    t.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms, well before the 30 s headers timeout`);
+  }
+  // Still a proxy for everyone else: a request whose line arrives in pieces is not mistaken for one.
+  const socket = net.connect(proxy.address.port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (d) => (answer += d.toString('latin1')));
+  socket.write('GET http://127.0.0.1:' + origin.port + '/hello');
+  await new Promise((r) => setTimeout(r, 50));
+  socket.write(' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  await new Promise((r) => socket.once('close', r));
+  t.match(answer, /^HTTP\/1\.1 200 /, 'a request line split across segments is served');
+});
+
+t.test('the first bytes are handed to the parser intact: pipelined requests and a client silent at first', async (t) => {
+  const two = `GET http://127.0.0.1:${origin.port}/hello HTTP/1.1\r\nHost: x\r\n\r\nGET http://127.0.0.1:${origin.port}/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
+  const { text } = await exchange(proxy.address.port, two);
+  t.equal(text.match(/HTTP\/1\.1 200 /g)?.length, 2, 'both pipelined requests answered');
+  // Silent for longer than the first-bytes wait: handed over unseen, then served normally.
+  const socket = net.connect(proxy.address.port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (d) => (answer += d.toString('latin1')));
+  await new Promise((r) => setTimeout(r, 1500));
+  socket.write(`GET http://127.0.0.1:${origin.port}/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  await new Promise((r) => socket.once('close', r));
+  t.match(answer, /^HTTP\/1\.1 200 /, 'served after 1.5 s of silence');
+});

@@ -17,7 +17,8 @@ import { attachSharedState } from '../memory/shared-state.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
 import type { ServeContext } from './context.ts';
-import { connections, createProxyServer } from './proxy-server.ts';
+import { answerUnparsable, connections, createProxyServer } from './proxy-server.ts';
+import { handToParser } from './first-bytes.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
 
@@ -117,10 +118,11 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
         socket.destroy();
       });
       server!.emit('connection', secure);
+      socket.resume();
     } else {
-      server!.emit('connection', socket);
+      const context = ctx!;
+      handToParser(server!, socket, (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'));
     }
-    socket.resume();
   });
 }
 

@@ -68,12 +68,17 @@ function onIdle(ctx: ServeContext, socket: net.Socket): void {
 
 /** Unparsable input: answer 400 (or 431/414 for oversized heads) and close; other clients never notice. */
 function onClientError(ctx: ServeContext, err: NodeJS.ErrnoException, socket: net.Socket): void {
-  const conn = infoOf(socket);
   if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  answerUnparsable(ctx, socket, status, err.code ?? err.message);
+}
+
+/** Answer a request the proxy cannot parse with `status`, log it, and close. */
+export function answerUnparsable(ctx: ServeContext, socket: net.Socket, status: number, why: string): void {
+  const conn = infoOf(socket);
   ctx.shared.stats.add('badRequests');
-  ctx.shared.log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, status, error: err.code ?? err.message });
+  ctx.shared.log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, status, error: why });
   const text = http.STATUS_CODES[status];
-  const body = `${status} ${text}: the proxy could not parse this request (${err.code ?? 'error'})\n`;
+  const body = `${status} ${text}: the proxy could not parse this request (${why})\n`;
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
 }

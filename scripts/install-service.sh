@@ -94,7 +94,7 @@ if [[ -e $code ]]; then
   old=$parent/.proxyd-old.$$
   mv "$code" "$old"
 fi
-mv "$stage" "$code"
+mv "$stage" "$code" || { if [[ -n $old ]]; then mv "$old" "$code"; old=; fi; exit 1; }
 if [[ -n $old ]]; then rm -rf "$old"; fi
 
 # The operator's files: written once, never overwritten. /etc/proxyd gets the mode the unit declares
@@ -113,7 +113,11 @@ fi
 # Secrets stay root's (0600) and reach the service as systemd credentials (see the unit), each only if
 # its file exists.
 for secret in htpasswd tls-cert.pem tls-key.pem; do
-  if [[ -e $etc/$secret ]]; then echo "secret $etc/$secret: handed to the service as a credential"; fi
+  [[ -e $etc/$secret ]] || continue
+  echo "secret $etc/$secret: handed to the service as a credential"
+  if [[ $secret != tls-cert.pem && -n $(find -L "$etc/$secret" -perm /044 2>/dev/null) ]]; then
+    echo "note: $etc/$secret is readable by others than root; the service does not need that: chmod 600 $etc/$secret"
+  fi
 done
 if grep -qE '"(auth-file|tls-cert|tls-key)"' "$etc/proxyd.json"; then
   echo "note: $etc/proxyd.json names auth-file, tls-cert or tls-key: the service's user cannot read a root-only file there;" \

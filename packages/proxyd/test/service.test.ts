@@ -240,11 +240,26 @@ t.test('as the service user, proxyd reads its secrets from the credentials direc
 
 t.test('a second run keeps the operator files and restores the mode; uninstall keeps them too', async (t) => {
   const config = join(etc, 'proxyd.json');
-  writeFileSync(config, JSON.stringify({ port: 0 }));
+  // An installation that followed the old docs/ec2.md: auth-file in proxyd.json, htpasswd 0640.
+  const edited = JSON.stringify({ port: 0, 'auth-file': '/etc/proxyd/htpasswd' });
+  writeFileSync(config, edited);
+  writeFileSync(join(etc, 'htpasswd'), 'alice:$2y$04$notarealhashnotarealhashnotarealhashnotarealhashnota\n', { mode: 0o640 });
+  chmodSync(join(etc, 'htpasswd'), 0o640);
+  writeFileSync(join(etc, 'tls-key.pem'), 'key', { mode: 0o600 });
+  chmodSync(join(etc, 'tls-key.pem'), 0o600);
+  writeFileSync(join(etc, 'tls-cert.pem'), 'cert', { mode: 0o644 });
+  chmodSync(join(etc, 'tls-cert.pem'), 0o644);
   chmodSync(etc, 0o700); // a umask or a hand-made directory: the installer sets the unit's mode again
   const second = install();
   t.notMatch(second, /wrote .*proxyd\.json/, 'not rewritten');
-  t.equal(readFileSync(config, 'utf8'), '{"port":0}', "the operator's edits are kept");
+  t.equal(readFileSync(config, 'utf8'), edited, "the operator's edits are kept");
+  for (const secret of ['htpasswd', 'tls-cert.pem', 'tls-key.pem']) {
+    t.match(second, new RegExp(`secret .*/etc/proxyd/${secret.replace('.', '\\.')}: handed to the service as a credential`), `says ${secret} is passed on`);
+  }
+  t.match(second, /note: .*\/htpasswd is readable by others than root/, 'a group-readable htpasswd is pointed out');
+  t.notMatch(second, /note: .*tls-(key|cert)\.pem is readable/, 'a 0600 key and a public certificate are not');
+  t.match(second, /note: .*proxyd\.json names auth-file/, 'and a secret named in proxyd.json');
+  t.equal(statSync(join(etc, 'htpasswd')).mode & 0o777, 0o640, "the operator's secret itself is left as it is");
   t.equal((statSync(etc).mode & 0o7777).toString(8).padStart(4, '0'), unitValues('ConfigurationDirectoryMode')[0], 'mode set again');
   t.ok(existsSync(node) && existsSync(start), 'the code is in place again');
   t.same(readdirSync(join(root, 'opt')), ['proxyd'], 'no staging or old tree left beside it');

@@ -37,8 +37,11 @@ function pushProblem(issues: z.core.$ZodRawIssue[], input: unknown, failed: { pr
   issues.push({ code: 'custom', message: failed.problem, input, params: failed.value === undefined ? {} : { value: failed.value } });
 }
 
-/** A one-value type: `parse` reads the text (a config-file number is read as its text), `show` writes it. */
-export function scalarType<T>(spec: { out: z.ZodType<T, T>; parse: (text: string) => Parsed<T>; show: (value: T) => string; choices?: readonly string[] }): OptionType<T> {
+/**
+ * A one-value type: `parse` reads the text (a config-file number is read as its text), `show` writes it
+ * back — as text, or as a number where a config file would write a JSON number (counts, ports).
+ */
+export function scalarType<T>(spec: { out: z.ZodType<T, T>; parse: (text: string) => Parsed<T>; show: (value: T) => string | number; choices?: readonly string[] }): OptionType<T> {
   const schema = z.codec(SCALAR, spec.out, {
     decode: (input, payload) => {
       const parsed = spec.parse(String(input));

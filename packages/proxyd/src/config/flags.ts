@@ -1,5 +1,6 @@
 // The command-line side of the option table: one yargs option per entry (its --help line and how it
-// shows the default), and the flags given read back through the entry's schema.
+// shows the default), and the flags given read back through the entry's schema. Reading argv as a
+// whole (unknown flags, the command, --config) is command-line.ts.
 import type { Options } from 'yargs';
 import { z } from 'zod';
 import { OptionError, optionErrorFromIssue } from './option-error.ts';

@@ -1,7 +1,7 @@
 /**
  * What an option's type is: one zod codec that decodes what a user writes — a flag's text, or a
- * config-file string or number — into the typed value, and encodes a typed value back into text (the
- * default --help shows). Flags and the config file go through the same schema, so they cannot accept
+ * config-file string or number — into the typed value, and encodes a typed value back into what a config
+ * file would say (the default --help shows, and check-config's output). Flags and the config file go through the same schema, so they cannot accept
  * different things.
  *
  * A parser answers with data (Parsed), never by throwing: a bad value becomes a zod issue whose

@@ -1,8 +1,8 @@
 /**
  * What an option's type is: one zod codec that decodes what a user writes — a flag's text, or a
- * config-file string or number — into the typed value, and encodes a typed value back into what a config
- * file would say (the default --help shows, and check-config's output). Flags and the config file go through the same schema, so they cannot accept
- * different things.
+ * config-file string or number — into the typed value, and encodes a typed value back into what a
+ * config file would say (the default --help shows, and check-config's output). Flags and the config
+ * file go through the same schema, so they cannot accept different things.
  *
  * A parser answers with data (Parsed), never by throwing: a bad value becomes a zod issue whose
  * message is the problem and whose params carry the bad text; option-error.ts turns that issue into an

@@ -1,134 +1,214 @@
 /**
  * proxyd's command line. `proxyd [options]` runs the proxy; `proxyd check-config [--config FILE]`
- * validates and prints the effective configuration. Options come from three layers: defaults < the
- * config file (--config) < flags. A bad value anywhere is one line and exit 2, before anything starts.
+ * checks what start-up checks and prints the effective configuration. Options come from three layers:
+ * defaults < the config file (--config) < flags. A bad value anywhere, a bad file or an address that
+ * cannot be had is one line on stderr and exit 2, before anything serves.
  * Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config file, the blocklist and the auth
  * file, applies what can change live and says what needs a restart.
  */
-import yargs, { type Argv } from 'yargs';
-import { loadConfigFile } from './config/config-file.ts';
+import type { AdminServer } from './admin/admin-server.ts';
+import { buildParser, effectiveOptions, readCommandLine, unreadableCommandLine, type CommandLine } from './config/command-line.ts';
 import { formatDuration } from './config/duration.ts';
-import { explicitFlags, flagDefinitions, parseFlags, type RawFlags } from './config/flags.ts';
+import { encodeOptions } from './config/encode-options.ts';
 import { OptionError } from './config/option-error.ts';
 import type { ProxyOptions } from './config/options.ts';
-import { resolveOptions } from './config/resolve-options.ts';
-import { startProxy } from './primary/start-proxy.ts';
-import { startAdminServer } from './admin/admin-server.ts';
+import { FileError, loadStartupFiles, type StartupFiles } from './primary/load-files.ts';
+import type { RunningProxy } from './primary/start-proxy.ts';
 
-// Every option's flag comes from the option table (config/option-table.ts, via flags.ts); --config is
-// the one flag that is not an option: it says where the others may be.
-function addOptions(y: Argv): Argv {
-  return y
-    .option('config', { type: 'string', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' })
-    .options(flagDefinitions());
-}
-
-export function buildParser(argv: string[]): Argv {
-  return addOptions(
-    yargs(argv)
-      .scriptName('proxyd')
-      .usage(
-        'proxyd [options]\nproxyd check-config [--config FILE] [options]\n\n' +
-          'A forward HTTP/HTTPS proxy: a primary thread accepts, a semaphore admits, worker threads serve.\n' +
-          'Durations take 500ms, 30s, 2m, 1h (a bare number is seconds).',
-      )
-      .command('$0', 'run the proxy')
-      .command('check-config', 'validate the configuration and print the effective options as JSON'),
-  )
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version()
-    .wrap(Math.min(110, process.stdout.columns || 110));
-}
-
-/**
- * Defaults < config file < flags. A bad value or a broken rule is an OptionError that names the option
- * and where it was written (flag or file), as data: `fail` prints its message.
- */
-export function effectiveOptions(configFile: string | undefined, flags: RawFlags): ProxyOptions {
-  const config = configFile ? { file: configFile, values: loadConfigFile(configFile) } : undefined;
-  return resolveOptions(config, parseFlags(flags));
-}
-
-function fail(message: string): never {
-  process.stderr.write(`proxyd: ${message}\n(see proxyd --help)\n`);
-  process.exit(2);
+/** A running proxyd: what the signal handlers stop or reload. */
+interface Running {
+  proxy: RunningProxy;
+  admin: AdminServer | undefined;
+  /** Re-read on SIGHUP: the same config file, the same flags. */
+  commandLine: CommandLine;
+  stopping: boolean;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const parser = buildParser(argv).fail((msg, err) => fail(err?.message ?? msg));
-  const args = (await parser.parseAsync()) as Record<string, unknown>;
-  const command = (args._ as unknown[])[0];
-  const configFile = args.config === undefined ? undefined : String(args.config);
-  const flags = explicitFlags(args);
-  let options: ProxyOptions;
-  try {
-    options = effectiveOptions(configFile, flags);
-  } catch (err) {
-    if (err instanceof OptionError) fail(err.message);
-    throw err;
-  }
-  if (command === 'check-config') {
-    // Every option, an unset one as null (JSON.stringify would leave out an undefined field).
-    process.stdout.write(`${JSON.stringify(options, (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`);
-    process.stdout.write(`proxyd: configuration OK${configFile ? ` (${configFile} + flags)` : ' (defaults + flags)'}\n`);
-    return;
-  }
-
-  let proxy;
-  try {
-    proxy = await startProxy(options);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') fail(`cannot listen on ${options.host}:${options.port}: the address is in use`);
-    if (e.code === 'EACCES') fail(`cannot listen on ${options.host}:${options.port}: permission denied (ports below 1024 need privileges)`);
-    if (e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${options.host}: no such address on this machine`);
-    fail(e.message);
-  }
-  let admin;
-  try {
-    admin = await startAdminServer(proxy);
-  } catch (err) {
-    await proxy.close(0);
-    const e = err as NodeJS.ErrnoException;
-    fail(e.code === 'EADDRINUSE' ? `cannot start the admin server on ${options.admin?.host}:${options.admin?.port}: the address is in use (--admin off to run without it)` : e.message);
-  }
-  const { address } = proxy;
-  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const scheme = options.tlsCert ? 'https' : 'http';
-  process.stdout.write(
-    `proxyd listening on ${scheme}://${shown}:${address.port} — ${options.workers === 0 ? 'serving on the primary thread' : `${options.workers} worker threads`}, ` +
-      `${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
-      `who may use it: ${proxy.access}\n` +
-      (admin ? `dashboard and metrics: http://${admin.address.family === 'IPv6' ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}/\n` : '') +
-      `try: curl --proxy ${scheme}://${shown}:${address.port}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
-  );
-  if (proxy.accessWarning) process.stderr.write(`proxyd: warning: ${proxy.accessWarning}\n`);
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
-    void admin?.close();
-    void proxy.close().then(({ closedAtDeadline }) => {
-      process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${closedAtDeadline} connections closed at the deadline)` : ''}\n`);
-      process.exitCode = 0;
-      setTimeout(() => process.exit(0), 100).unref();
-    });
-  };
-  const reload = () => {
-    let next: ProxyOptions;
-    try {
-      next = effectiveOptions(configFile, flags); // flags still win over the file
-    } catch (err) {
-      return void proxy.reloadFailed((err as Error).message);
-    }
-    void proxy.reload(next);
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', reload);
+  const commandLine = await readArguments(argv);
+  const options = optionsOrFail(commandLine);
+  if (commandLine.command === 'check-config') return checkConfig(commandLine, options);
+  const running = await startEverything(options, commandLine);
+  printBanner(running);
+  process.on('SIGTERM', onStopSignal.bind(undefined, running));
+  process.on('SIGINT', onStopSignal.bind(undefined, running));
+  process.on('SIGHUP', onReloadSignal.bind(undefined, running));
 }
 
+/**
+ * Every refusal: one line, then exit 2. One line is the promise (journald shows it whole, a script can
+ * read it): a message that spans lines (a library's) is joined into one.
+ */
+function fail(message: string): never {
+  process.stderr.write(`proxyd: ${message.trim().replace(/\s*\n\s*/g, '; ')}\n`);
+  process.exit(2);
+}
+
+/** Print an OptionError or a FileError as the one line it is; anything else is not bad input: rethrow. */
+function failOnBadInput(err: unknown): never {
+  if (err instanceof OptionError || err instanceof FileError) fail(err.message);
+  throw err;
+}
+
+/** yargs reports a failure of its own here (it checks nothing, so none is expected): one line all the same. */
+function onParserFailure(message: string | undefined, err: Error | undefined): never {
+  fail(err?.message ?? message ?? 'cannot read the command line');
+}
+
+/** argv → the command line; --help and --version print and exit inside yargs. */
+async function readArguments(argv: string[]): Promise<CommandLine> {
+  let args: Record<string, unknown>;
+  try {
+    args = (await buildParser(argv).fail(onParserFailure).parseAsync()) as Record<string, unknown>;
+  } catch (err) {
+    fail(unreadableCommandLine(argv, err as Error).message);
+  }
+  try {
+    return readCommandLine(args);
+  } catch (err) {
+    failOnBadInput(err);
+  }
+}
+
+function optionsOrFail(commandLine: CommandLine): ProxyOptions {
+  try {
+    return effectiveOptions(commandLine);
+  } catch (err) {
+    failOnBadInput(err);
+  }
+}
+
+/**
+ * check-config: everything start-up checks before it listens — each option, the rules between them and
+ * every file they name (the same loaders, so the same one line on a bad file) — then the effective
+ * options in the config file's own form on stdout. The verdict goes to stderr, so that
+ * `proxyd check-config … > proxyd.json` saves a config file that gives the same options.
+ */
+async function checkConfig(commandLine: CommandLine, options: ProxyOptions): Promise<void> {
+  let files: StartupFiles;
+  try {
+    files = await loadStartupFiles(options);
+  } catch (err) {
+    failOnBadInput(err);
+  }
+  process.stdout.write(`${JSON.stringify(encodeOptions(options), null, 2)}\n`);
+  const layers = `${commandLine.configFile ?? 'defaults'} + flags`;
+  const read = filesRead(options, files);
+  process.stderr.write(`proxyd: configuration OK (${layers}${read ? `; read ${read}` : ''})\n`);
+}
+
+/** `blocklist /etc/proxyd/blocklist.txt (12 domains), auth file users (1 user), …`, or '' when none. */
+function filesRead(options: ProxyOptions, files: StartupFiles): string {
+  const read: string[] = [];
+  if (options.blocklistFile) read.push(`blocklist ${options.blocklistFile} (${count(files.blocklist.rules.length, 'domain')})`);
+  if (options.authFile && files.users) read.push(`auth file ${options.authFile} (${count(files.users.size, 'user')})`);
+  if (files.tls) read.push(`TLS certificate ${options.tlsCert} and key ${options.tlsKey}`);
+  return read.join(', ');
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** The proxy, then its admin server; either failing is the one line and exit 2. */
+async function startEverything(options: ProxyOptions, commandLine: CommandLine): Promise<Running> {
+  const proxy = await startProxyOrFail(options);
+  const admin = await startAdminOrFail(proxy);
+  return { proxy, admin, commandLine, stopping: false };
+}
+
+/** Why a listener could not be had, by error code: with the port where the port is the trouble. */
+const LISTEN_PROBLEMS: Readonly<Record<string, { withPort: boolean; problem: string }>> = {
+  EADDRINUSE: { withPort: true, problem: 'the address is in use' },
+  EACCES: { withPort: true, problem: 'permission denied (ports below 1024 need privileges)' },
+  EADDRNOTAVAIL: { withPort: false, problem: 'no such address on this machine' },
+  ENOTFOUND: { withPort: false, problem: 'no such host' },
+  EAI_AGAIN: { withPort: false, problem: 'the name could not be looked up (DNS did not answer)' },
+};
+
+// The proxy and the admin server are imported when they start, not with this file: --help, --version,
+// check-config and every refusal before start-up then skip loading piscina, winston and prom-client
+// (about a third of the command's start-up CPU).
+async function startProxyOrFail(options: ProxyOptions): Promise<RunningProxy> {
+  const { startProxy } = await import('./primary/start-proxy.ts');
+  try {
+    return await startProxy(options);
+  } catch (err) {
+    if (err instanceof FileError) fail(err.message);
+    const e = err as NodeJS.ErrnoException;
+    // Only errors of listening itself (bind, or the name lookup before it): an EACCES elsewhere is not a port's.
+    const known = (e.syscall === 'listen' || e.syscall === 'bind' || e.syscall === 'getaddrinfo') && e.code ? LISTEN_PROBLEMS[e.code] : undefined;
+    if (known) fail(`cannot listen on ${options.host}${known.withPort ? `:${options.port}` : ''}: ${known.problem}`);
+    fail(e.message);
+  }
+}
+
+async function startAdminOrFail(proxy: RunningProxy): Promise<AdminServer | undefined> {
+  const { startAdminServer } = await import('./admin/admin-server.ts');
+  try {
+    return await startAdminServer(proxy);
+  } catch (err) {
+    await proxy.close(0);
+    const where = proxy.options.admin;
+    const e = err as NodeJS.ErrnoException;
+    fail(e.code === 'EADDRINUSE' ? `cannot start the admin server on ${where?.host}:${where?.port}: the address is in use (--admin off to run without it)` : e.message);
+  }
+}
+
+/** An address as a URL writes it: IPv6 in brackets. */
+function urlHost(address: { address: string; family: string }): string {
+  return address.family === 'IPv6' ? `[${address.address}]` : address.address;
+}
+
+/** Where it listens, how it serves, who may use it, where the dashboard is, and a command to try. */
+function printBanner({ proxy, admin }: Running): void {
+  const { options, address } = proxy;
+  const proxyUrl = `${options.tlsCert ? 'https' : 'http'}://${urlHost(address)}:${address.port}`;
+  const serving = options.workers === 0 ? 'serving on the primary thread' : `${options.workers} worker threads`;
+  process.stdout.write(
+    `proxyd listening on ${proxyUrl} — ${serving}, ${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
+      `who may use it: ${proxy.access}\n` +
+      (admin ? `dashboard and metrics: http://${urlHost(admin.address)}:${admin.address.port}/\n` : '') +
+      `try: curl --proxy ${proxyUrl}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
+  );
+  if (proxy.accessWarning) process.stderr.write(`proxyd: warning: ${proxy.accessWarning}\n`);
+}
+
+/** SIGTERM/SIGINT: drain once; a second signal during the drain changes nothing. */
+function onStopSignal(running: Running, signal: NodeJS.Signals): void {
+  if (running.stopping) return;
+  running.stopping = true;
+  void stopEverything(running, signal);
+}
+
+/**
+ * Drain the proxy, and only then close the admin server. Through the drain /readyz answers 503
+ * (proxy.ready turns false as close() begins), so a load balancer takes this host out, while /healthz
+ * still answers 200 and /metrics can still be scraped: the process is alive and finishing its work.
+ * Closed first, the admin server would refuse all three, which a health check reads as a crash.
+ */
+async function stopEverything({ proxy, admin }: Running, signal: NodeJS.Signals): Promise<void> {
+  process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
+  const { closedAtDeadline } = await proxy.close();
+  await admin?.close();
+  process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${closedAtDeadline} connections closed at the deadline)` : ''}\n`);
+  process.exitCode = 0;
+  // Everything is closed and flushed; should a handle still hold the event loop, exit anyway, after
+  // giving stdout a moment to drain. Unref'd: a process with nothing left exits without waiting.
+  setTimeout(exitNow, 100).unref();
+}
+
+function exitNow(): void {
+  process.exit(0);
+}
+
+/** SIGHUP: re-read the config file (the flags still win over it) and apply; a bad file is logged, nothing changes. */
+function onReloadSignal(running: Running): void {
+  let next: ProxyOptions;
+  try {
+    next = effectiveOptions(running.commandLine);
+  } catch (err) {
+    return void running.proxy.reloadFailed((err as Error).message);
+  }
+  void running.proxy.reload(next);
+}

@@ -1,7 +1,10 @@
-// The proxyd command itself: --help, bad flags, the runtime check, and a clean SIGTERM that loses no
-// log record.
-import t from 'tap';
+// The proxyd command itself: --help, --version, the runtime check, a clean SIGTERM that loses no log
+// record, and the admin server staying up through the drain.
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { startOrigin } from './helpers/origin.ts';
 import { BIN, startCliProxy, readLog, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
@@ -16,27 +19,18 @@ t.test('--help explains every flag with its default', async (t) => {
   for (const flag of ['--host', '--port', '--workers', '--max-clients', '--max-waiting', '--queue-timeout', '--idle-timeout', '--upstream-timeout', '--headers-timeout', '--connect-ports', '--blocked-http-ports', '--allow-client', '--allow-dest', '--auth-file', '--auth-realm', '--tls-cert', '--tls-key', '--max-header-size', '--max-url-length', '--blocklist', '--log-file', '--log-level', '--shutdown-grace', '--status-interval']) {
     t.match(r.stdout, flag, `${flag} is explained`);
   }
-  t.match(r.stdout, /\[default: "8080"\]/, 'defaults are shown');
+  t.match(r.stdout, /\[default: 8080\]/, 'defaults are shown, a number as a number');
+  t.match(r.stdout, /\[choices: "error", "warn", "info", "debug"\]/, 'choices are shown');
 });
 
-t.test('a bad value or an unknown flag is one clear line and exit 2', async (t) => {
-  const cases: [string[], RegExp][] = [
-    [['--port', 'abc'], /--port must be a whole number from 0 to 65535, got "abc"/],
-    [['--workers', '-1'], /--workers must be a whole number/],
-    [['--queue-timeout', 'soon'], /--queue-timeout: "soon" is not a duration/],
-    [['--connect-ports', '443,99999'], /--connect-ports: "99999" is not a port/],
-    [['--log-level', 'loud'], /Invalid values[\s\S]*log-level/],
-    [['--no-such-flag'], /Unknown argument/],
-  ];
-  for (const [args, expected] of cases) {
-    const r = run(args);
-    t.equal(r.status, 2, `${args.join(' ')} exits 2`);
-    t.match(r.stderr, expected, `${args.join(' ')}: ${r.stderr.split('\n')[0]}`);
-    t.equal(r.stdout, '', 'nothing on stdout');
-  }
-  const missing = run(['--blocklist', '/nonexistent/blocklist.txt', '--port', '0']);
-  t.equal(missing.status, 2);
-  t.match(missing.stderr, /blocklist \/nonexistent\/blocklist\.txt: no such file/);
+// Every way the command refuses to start (one line, exit 2) is in cli-errors.test.ts.
+
+t.test('--version names the package version and the Node.js under it', async (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const r = run(['--version']);
+  t.equal(r.status, 0);
+  t.equal(r.stdout, `proxyd ${version} (Node.js ${process.versions.node})\n`);
+  t.equal(r.stderr, '');
 });
 
 // The machine's own Node.js (20 on a fresh machine), found on the system PATH rather than the pinned one.
@@ -85,6 +79,67 @@ t.test('SIGTERM with a tunnel still open: closed at the grace deadline, logged, 
   t.equal(stopped?.closedAtDeadline, 1, 'one connection was closed at the deadline, and counted');
   t.ok(records.some((r) => r.event === 'tunnel' && r.target === `127.0.0.1:${origin.port}`), 'the tunnel closed at the deadline is in the log');
   holder.socket.destroy();
+});
+
+/** A TCP server that sends back what it gets: the far end of a tunnel the test holds open. */
+async function startEchoServer(t: Test): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.pipe(socket);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** GET on a connection of its own (no pool that outlives the admin server); the status, or the error code. */
+function adminGet(port: number, path: string): Promise<{ status: number | string; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: err.code ?? err.message, body: '' }));
+  });
+}
+
+t.test('SIGTERM: through the drain /readyz is 503 while /healthz and /metrics still answer; exit 0 once drained', async (t) => {
+  const echoPort = await startEchoServer(t);
+  const proxy = await startCliProxy(['--workers', '1', '--shutdown-grace', '60s', '--connect-ports', '1-65535']);
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const adminPort = Number(/dashboard and metrics: http:\/\/127\.0\.0\.1:(\d+)\//.exec(proxy.stdout())?.[1]);
+  t.ok(adminPort > 0, `the admin server listens on ${adminPort}`);
+  t.same(await adminGet(adminPort, '/readyz'), { status: 200, body: 'ready\n' }, 'ready before the signal');
+
+  const { openTunnelClient } = await import('./helpers/tunnel-client.ts');
+  const holder = openTunnelClient(proxy.port, `127.0.0.1:${echoPort}`, 'holder');
+  await eventually(() => holder.head !== undefined, 'the tunnel is open');
+  t.match(holder.head, /200 Connection Established/);
+
+  proxy.child.kill('SIGTERM');
+  await eventually(() => proxy.stdout().includes('SIGTERM: draining'), 'the drain began');
+  t.same(await adminGet(adminPort, '/readyz'), { status: 503, body: 'stopping\n' }, '/readyz: 503 during the drain');
+  t.same(await adminGet(adminPort, '/healthz'), { status: 200, body: 'ok\n' }, '/healthz: still 200');
+  const metrics = await adminGet(adminPort, '/metrics');
+  t.equal(metrics.status, 200, '/metrics: still served');
+  t.match(metrics.body, /proxyd_\w+/, 'with proxyd metrics in it');
+  holder.socket.write('still here');
+  await eventually(() => holder.body.includes('still here'), 'the held tunnel still carries bytes during the drain');
+  t.equal(proxy.child.exitCode, null, 'not exited while the tunnel is open');
+
+  holder.socket.destroy();
+  t.equal(await proxy.exited, 0, 'exit 0 once the last connection closed, long before the 60s grace');
+  t.match(proxy.stdout(), /proxyd: stopped\n/);
+  t.notMatch(proxy.stdout(), /closed at the deadline/, 'nothing was cut off');
+  t.equal((await adminGet(adminPort, '/healthz')).status, 'ECONNREFUSED', 'the admin server is closed after the proxy');
 });
 
 t.test('SIGHUP reloads the blocklist through the CLI', async (t) => {

@@ -159,7 +159,10 @@ t.test('whole numbers: the range, both ends, and what is not a whole number', as
   const e = flagError(t, { port: 'abc' });
   t.match(e, { option: 'port', source: 'flag', value: undefined, problem: 'must be a whole number from 0 to 65535, got "abc"' });
   t.equal(e?.message, '--port must be a whole number from 0 to 65535, got "abc"');
-  t.match(flagError(t, { port: ['1', '2'] }), { option: 'port', problem: /got "1,2"/ }, 'a one-value flag given twice');
+  const twice = flagError(t, { port: ['1', '2'] });
+  t.match(twice, { option: 'port', source: 'flag', problem: 'was given twice (1, 2); give it once' }, 'a one-value flag given twice is refused, not read as its last value');
+  t.equal(twice?.message, '--port was given twice (1, 2); give it once');
+  t.match(flagError(t, { 'connect-ports': ['443', '8443', '9000-9099'] }), { option: 'connect-ports', problem: 'was given 3 times (443, 8443, 9000-9099); give it once' }, 'a port list is one value: 443,8443');
   t.match(configError(t, { 'max-clients': 0 }), { option: 'max-clients', source: 'config', problem: 'must be a whole number from 1 to 100000, got "0"' });
   t.match(configError(t, { 'log-max-files': 2.5 }), { option: 'log-max-files', problem: /got "2.5"/ });
   t.match(configError(t, { port: true }), { option: 'port', problem: 'must be a string or a number' });

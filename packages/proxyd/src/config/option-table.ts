@@ -5,9 +5,9 @@
  * options, the rules that join two of them.
  *
  * Everything else is derived from this file: the ProxyOptions type and DEFAULTS (options.ts), the yargs
- * flags and --help (flags.ts), the config-file schema (config-file.ts), check-config and the layering of
- * defaults < file < flags (resolve-options.ts), and the reload diff (split-reload.ts). A new option is one
- * entry here plus the code that uses it.
+ * flags and --help (flags.ts), the config-file schema (config-file.ts), the layering of defaults < file <
+ * flags (resolve-options.ts), what check-config prints (encode-options.ts), and the reload diff
+ * (split-reload.ts). A new option is one entry here plus the code that uses it.
  */
 import os from 'node:os';
 import { isLoopbackHost } from '../policy/address-rules.ts';

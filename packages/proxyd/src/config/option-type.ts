@@ -1,8 +1,8 @@
 /**
  * What an option's type is: one zod codec that decodes what a user writes — a flag's text, or a
- * config-file string or number — into the typed value, and encodes a typed value back into text (the
- * default --help shows). Flags and the config file go through the same schema, so they cannot accept
- * different things.
+ * config-file string or number — into the typed value, and encodes a typed value back into what a
+ * config file would say (the default --help shows, and check-config's output). Flags and the config
+ * file go through the same schema, so they cannot accept different things.
  *
  * A parser answers with data (Parsed), never by throwing: a bad value becomes a zod issue whose
  * message is the problem and whose params carry the bad text; option-error.ts turns that issue into an
@@ -37,8 +37,11 @@ function pushProblem(issues: z.core.$ZodRawIssue[], input: unknown, failed: { pr
   issues.push({ code: 'custom', message: failed.problem, input, params: failed.value === undefined ? {} : { value: failed.value } });
 }
 
-/** A one-value type: `parse` reads the text (a config-file number is read as its text), `show` writes it. */
-export function scalarType<T>(spec: { out: z.ZodType<T, T>; parse: (text: string) => Parsed<T>; show: (value: T) => string; choices?: readonly string[] }): OptionType<T> {
+/**
+ * A one-value type: `parse` reads the text (a config-file number is read as its text), `show` writes it
+ * back — as text, or as a number where a config file would write a JSON number (counts, ports).
+ */
+export function scalarType<T>(spec: { out: z.ZodType<T, T>; parse: (text: string) => Parsed<T>; show: (value: T) => string | number; choices?: readonly string[] }): OptionType<T> {
   const schema = z.codec(SCALAR, spec.out, {
     decode: (input, payload) => {
       const parsed = spec.parse(String(input));

@@ -9,5 +9,6 @@ export function parseWholeNumber(text: string, min: number, max: number): Parsed
 }
 
 export function wholeNumberType(min: number, max: number): OptionType<number> {
-  return scalarType({ out: z.number().int(), parse: (text) => parseWholeNumber(text, min, max), show: String });
+  // Shown as a JSON number: check-config prints `"port": 8080`, as a config file would say it.
+  return scalarType({ out: z.number().int(), parse: (text) => parseWholeNumber(text, min, max), show: (n) => n });
 }

@@ -11,11 +11,11 @@ export async function shutdown(state: PrimaryState, server: net.Server, logger: 
   log.write({ event: 'stopping', active: semaphore.held, waiting: semaphore.waiting, graceMs });
   const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
   for (const socket of state.queued) socket.destroy(); // still queued: never admitted
-  await heldDropsToZero(state, Date.now() + graceMs, 25);
+  await settled(state, Date.now() + graceMs, 25);
   const closedAtDeadline = semaphore.held;
   if (closedAtDeadline > 0) {
     state.policy.postMessage({ type: 'close-all' } satisfies CloseAll);
-    await heldDropsToZero(state, Date.now() + 2000, 10);
+    await settled(state, Date.now() + 2000, 10);
   }
   await state.serving.close(); // ends the worker threads
   await stopped;
@@ -25,7 +25,12 @@ export async function shutdown(state: PrimaryState, server: net.Server, logger: 
   return { closedAtDeadline };
 }
 
-/** Poll the permits held until none is or the deadline passes (a bounded wait, on the event loop). */
-async function heldDropsToZero(state: PrimaryState, deadline: number, everyMs: number): Promise<void> {
-  while (state.shared.semaphore.held > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, everyMs));
+/**
+ * Poll until no permit is held and no tunnel is open, or the deadline passes (a bounded wait, on the
+ * event loop). Both, because a tunnel gives its permit back when its client side closes and writes its
+ * record only once its origin side has closed too: ending the threads in between would lose the record.
+ */
+async function settled(state: PrimaryState, deadline: number, everyMs: number): Promise<void> {
+  const { semaphore, stats } = state.shared;
+  while ((semaphore.held > 0 || stats.get('tunnels') > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, everyMs));
 }

@@ -69,7 +69,8 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
       upstream.destroy();
     });
     relay(client, upstream, () => {
-      stats.add('tunnels', -1);
+      // Logged before the gauge drops: at shutdown the primary waits for "tunnels" to reach 0 before it
+      // ends the threads, so a tunnel that is no longer counted has its record in the ring.
       log.write({
         event: 'tunnel',
         conn: conn.id,
@@ -81,6 +82,7 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
         down: upstream.bytesRead,
         ms: Math.round(performance.now() - started),
       });
+      stats.add('tunnels', -1);
     });
   });
 }

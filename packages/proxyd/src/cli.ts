@@ -14,6 +14,7 @@ import { OptionError } from './config/option-error.ts';
 import type { ProxyOptions } from './config/options.ts';
 import { FileError, loadStartupFiles, type StartupFiles } from './primary/load-files.ts';
 import type { RunningProxy } from './primary/start-proxy.ts';
+import { plural } from './primary/words.ts';
 
 /** A running proxyd: what the signal handlers stop or reload. */
 interface Running {
@@ -168,6 +169,7 @@ function printBanner({ proxy, admin }: Running): void {
   process.stdout.write(
     `proxyd listening on ${proxyUrl} — ${serving}, ${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
       `who may use it: ${proxy.access}\n` +
+      `where it may go: ${proxy.destinations}\n` +
       (admin ? `dashboard and metrics: http://${urlHost(admin.address)}:${admin.address.port}/\n` : '') +
       `try: curl --proxy ${proxyUrl}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
   );
@@ -191,7 +193,7 @@ async function stopEverything({ proxy, admin }: Running, signal: NodeJS.Signals)
   process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
   const { closedAtDeadline } = await proxy.close();
   await admin?.close();
-  process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${closedAtDeadline} connections closed at the deadline)` : ''}\n`);
+  process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${plural(closedAtDeadline, 'connection')} closed at the deadline)` : ''}\n`);
   process.exitCode = 0;
   // Everything is closed and flushed; should a handle still hold the event loop, exit anyway, after
   // giving stdout a moment to drain. Unref'd: a process with nothing left exits without waiting.

@@ -39,6 +39,7 @@ t.test('a reload says what the re-read files changed, and the start says it in w
   const started = () => readLog(proxy.logFile).find((r) => r.event === 'started');
   await eventually(() => started() !== undefined, 'started record');
   t.match(started(), { blocklist: `${blocklist} (1 domain)`, auth: `${users} (1 user)` });
+  t.equal(started()!.destinations, 'public and private addresses, loopback within 127.0.0.0/8, never link-local or cloud metadata; CONNECT to ports 1-65535; plain HTTP to any port but 19,21-23,25,110,119,143,465,587,993,995', 'where it may go, --allow-dest included');
 
   const reloads = () => readLog(proxy.logFile).filter((r) => r.event === 'reload');
   await proxy.reload();

@@ -4,6 +4,8 @@ import net from 'node:net';
 import os from 'node:os';
 import { inList, LOOPBACK, PRIVATE, rule } from '../policy/address-rules.ts';
 import type { ClientAcl } from '../policy/client-acl.ts';
+import type { ProxyOptions } from '../config/options.ts';
+import { formatPortList } from '../config/port-list.ts';
 
 const LOCAL_RANGES = rule('local', [...LOOPBACK, ...PRIVATE]);
 
@@ -21,4 +23,11 @@ export function accessWarning(host: string, acl: ClientAcl): string | undefined 
   if (!listensPublicly || acl.open) return undefined;
   return `listening on ${host}, but only loopback and private-range clients may connect: remote clients will be refused. ` +
     'Allow them with --allow-client CIDR (e.g. your address/32), or require a login with --auth-file.';
+}
+
+/** Where the proxy may connect, in words (for the banner and the 'started' record). */
+export function describeDestinations(o: Pick<ProxyOptions, 'allowDest' | 'connectPorts' | 'blockedHttpPorts'>): string {
+  const loopback = o.allowDest.length ? `loopback within ${o.allowDest.join(', ')}` : 'no loopback';
+  const http = o.blockedHttpPorts.length ? `plain HTTP to any port but ${formatPortList(o.blockedHttpPorts)}` : 'plain HTTP to any port';
+  return `public and private addresses, ${loopback}, never link-local or cloud metadata; CONNECT to port${o.connectPorts.length === 1 && o.connectPorts[0]![0] === o.connectPorts[0]![1] ? '' : 's'} ${formatPortList(o.connectPorts)}; ${http}`;
 }

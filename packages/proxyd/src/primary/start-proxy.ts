@@ -22,7 +22,7 @@ import { parseBlocklist } from '../policy/blocklist.ts';
 import { createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import { acceptConnection } from './accept.ts';
-import { accessWarning, localAddresses } from './access.ts';
+import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
 import { loadBlocklist, loadTls, loadUsers } from './load-files.ts';
 import type { PrimaryState } from './primary-state.ts';
@@ -49,6 +49,8 @@ export interface RunningProxy {
   readonly ready: boolean;
   /** Who may use the proxy, in words (for the start-up banner). */
   access: string;
+  /** Where it may connect, in words (for the start-up banner). */
+  destinations: string;
   /** Set when the proxy listens on a public address yet only local clients may use it. */
   accessWarning: string | undefined;
   /**
@@ -127,6 +129,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       return closing === undefined;
     },
     access,
+    destinations: describeDestinations(options),
     accessWarning: warning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
@@ -148,6 +151,7 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     idleTimeout: formatDuration(options.idleTimeoutMs),
     connectPorts: formatPortList(options.connectPorts),
     clients: run.access,
+    destinations: describeDestinations(options),
     auth: users ? `${options.authFile} (${plural(users.size, 'user')})` : 'off',
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
     node: process.versions.node,

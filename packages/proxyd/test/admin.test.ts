@@ -15,7 +15,7 @@ function metric(text: string, name: string): number {
 }
 
 t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
-  const proxy = await startTestProxy({ workers: 2, admin: { host: '127.0.0.1', port: 0 }, blocklistFile: undefined });
+  const proxy = await startTestProxy(t, { workers: 2, admin: { host: '127.0.0.1', port: 0 }, blocklistFile: undefined });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();
@@ -60,7 +60,7 @@ t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
 });
 
 t.test('a non-loopback admin address is refused without --auth-file', async (t) => {
-  const proxy = await startTestProxy({ workers: 1, admin: { host: '0.0.0.0', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 1, admin: { host: '0.0.0.0', port: 0 } });
   t.teardown(() => proxy.close(500));
   await t.rejects(startAdminServer(proxy), /not a loopback address: that needs --auth-file/);
 });

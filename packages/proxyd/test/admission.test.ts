@@ -23,7 +23,7 @@ async function openInOrder(proxy: TestProxy, names: string[]): Promise<TunnelCli
 const answered = (c: TunnelClient | undefined) => c?.head !== undefined;
 
 t.test('K=2 and five tunnels: 2 active, 3 waiting; each close admits the next in arrival order', async (t) => {
-  const proxy = await startTestProxy({ maxClients: 2, maxWaiting: 10, queueTimeoutMs: 20_000 });
+  const proxy = await startTestProxy(t, { maxClients: 2, maxWaiting: 10, queueTimeoutMs: 20_000 });
   t.teardown(() => proxy.close(500));
   const [a, b, c, d, e] = await openInOrder(proxy, ['a', 'b', 'c', 'd', 'e']);
   const { stats, semaphore } = proxy.shared;
@@ -58,7 +58,7 @@ t.test('K=2 and five tunnels: 2 active, 3 waiting; each close admits the next in
 });
 
 t.test('a full queue and a queue timeout are answered 503 with Retry-After', async (t) => {
-  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 1, queueTimeoutMs: 400 });
+  const proxy = await startTestProxy(t, { maxClients: 1, maxWaiting: 1, queueTimeoutMs: 400 });
   t.teardown(() => proxy.close(500));
   const [holder, waiter, extra] = await openInOrder(proxy, ['holder', 'waiter', 'extra']);
   await eventually(() => answered(extra!), 'the extra client is refused at once');
@@ -80,7 +80,7 @@ t.test('a full queue and a queue timeout are answered 503 with Retry-After', asy
 });
 
 t.test('an idle tunnel is released at the idle timeout and its slot goes to a waiter', async (t) => {
-  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 600 });
+  const proxy = await startTestProxy(t, { maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 600 });
   t.teardown(() => proxy.close(500));
   const [idle, next] = await openInOrder(proxy, ['idle', 'next']);
   await eventually(() => answered(idle!), 'idle admitted');
@@ -104,7 +104,7 @@ t.test('idle keep-alive connections give their permits up while clients wait', a
   const { ProxyAgent, request } = await import('undici');
   const { curl } = await import('./helpers/curl.ts');
   const origin = await startOrigin();
-  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
+  const proxy = await startTestProxy(t, { maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
   t.teardown(async () => {
     await proxy.close(500);
     await origin.close();

@@ -53,7 +53,7 @@ t.test('on an old Node.js, proxyd prints one line saying what it needs and exits
 t.test('SIGTERM: stop accepting, finish, flush every log record, exit 0', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '2', '--log-level', 'info']);
+  const proxy = await startCliProxy(t, ['--workers', '2', '--log-level', 'info']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const N = 40;
   const results = await Promise.all(Array.from({ length: N }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?n=${i}`)])));
@@ -70,7 +70,7 @@ t.test('SIGTERM: stop accepting, finish, flush every log record, exit 0', async 
 t.test('SIGTERM with a tunnel still open: closed at the grace deadline, logged, still exit 0', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '1', '--shutdown-grace', '300ms', '--connect-ports', '1-65535']);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--shutdown-grace', '300ms', '--connect-ports', '1-65535']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const { openTunnelClient } = await import('./helpers/tunnel-client.ts');
   const holder = openTunnelClient(proxy.port, `127.0.0.1:${origin.port}`, 'holder');
@@ -95,7 +95,7 @@ t.test('SIGHUP reloads the blocklist through the CLI', async (t) => {
   t.teardown(() => origin.close());
   const file = join(tempDir(), 'block.txt');
   writeFileSync(file, '# nothing yet\n');
-  const proxy = await startCliProxy(['--workers', '1', '--blocklist', file]);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--blocklist', file]);
   t.teardown(() => proxy.stop('SIGKILL'));
   t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
   writeFileSync(file, '127.0.0.1\n');

@@ -58,7 +58,7 @@ t.test('SIGHUP reloads the config file: live options change for new requests, ot
   const origin = await startOrigin();
   t.teardown(() => origin.close());
   const file = configFile({ 'allow-dest': ['127.0.0.0/8'], 'log-level': 'info', workers: 2 });
-  const proxy = await startCliProxy(['--config', file], {}, { allowLoopback: false });
+  const proxy = await startCliProxy(t, ['--config', file], {}, { allowLoopback: false });
   t.teardown(() => proxy.stop('SIGKILL'));
   t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
 
@@ -88,7 +88,7 @@ t.test('SIGHUP reloads the config file: live options change for new requests, ot
 t.test('the log file rotates at --log-max-size without losing a record', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '1', '--log-max-size', '4096', '--log-max-files', '50', '--log-level', 'info']);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--log-max-size', '4096', '--log-max-files', '50', '--log-level', 'info']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const N = 120;
   for (let i = 0; i < N; i += 10) {

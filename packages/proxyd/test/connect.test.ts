@@ -10,7 +10,7 @@ import { curl } from './helpers/curl.ts';
 const tls = await startTlsOrigin();
 const echo = await startEchoServer();
 const patterns = await startPatternServer();
-const proxy = await startTestProxy({ connectPorts: [[tls.port, tls.port], [echo.port, echo.port], [patterns.port, patterns.port], [1, 1]] });
+const proxy = await startTestProxy(t, { connectPorts: [[tls.port, tls.port], [echo.port, echo.port], [patterns.port, patterns.port], [1, 1]] });
 t.teardown(async () => {
   await proxy.close(1000);
   await tls.close();

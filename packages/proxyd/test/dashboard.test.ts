@@ -19,7 +19,7 @@ t.test('the live dashboard follows the traffic', { skip: existsSync(CHROMIUM) ? 
   const echo = await startEchoServer();
   const blocklist = join(tempDir(), 'blocklist.txt');
   writeFileSync(blocklist, 'blocked.example\n');
-  const proxy = await startTestProxy({ workers: 2, maxClients: 2, maxWaiting: 10, queueTimeoutMs: 60_000, blocklistFile: blocklist, admin: { host: '127.0.0.1', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 2, maxClients: 2, maxWaiting: 10, queueTimeoutMs: 60_000, blocklistFile: blocklist, admin: { host: '127.0.0.1', port: 0 } });
   const admin = (await startAdminServer(proxy))!;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,

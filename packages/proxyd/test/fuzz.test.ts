@@ -23,7 +23,7 @@ function prng(s: number): () => number {
 
 t.test(`random and mutated requests for ${DURATION_MS} ms (seed ${seed})`, async (t) => {
   const origin = await startOrigin();
-  const proxy = await startTestProxy({ workers: 2, headersTimeoutMs: 2000, upstreamTimeoutMs: 1000, logLevel: 'error', connectPorts: [[1, 65535]] });
+  const proxy = await startTestProxy(t, { workers: 2, headersTimeoutMs: 2000, upstreamTimeoutMs: 1000, logLevel: 'error', connectPorts: [[1, 65535]] });
   t.teardown(async () => {
     await proxy.close(1000);
     await origin.close();

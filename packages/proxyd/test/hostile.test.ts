@@ -8,7 +8,7 @@ import { curl } from './helpers/curl.ts';
 import { exchange } from './helpers/raw.ts';
 
 const origin = await startOrigin();
-const proxy = await startTestProxy({ workers: 2, headersTimeoutMs: 1000, maxClients: 2000, maxWaiting: 2000 });
+const proxy = await startTestProxy(t, { workers: 2, headersTimeoutMs: 1000, maxClients: 2000, maxWaiting: 2000 });
 t.teardown(async () => {
   await proxy.close(1000);
   await origin.close();

@@ -17,7 +17,7 @@ t.teardown(async () => {
 });
 
 t.test('many concurrent clients are spread over several worker threads', async (t) => {
-  const proxy = await startTestProxy({ workers: 3, maxClients: 64 });
+  const proxy = await startTestProxy(t, { workers: 3, maxClients: 64 });
   t.teardown(() => proxy.close(1000));
   // 48 clients, each its own connection, each making 5 requests while all are open at once.
   const agents = Array.from({ length: 48 }, () => new ProxyAgent({ uri: proxy.url, proxyTunnel: false }));
@@ -41,7 +41,7 @@ t.test('many concurrent clients are spread over several worker threads', async (
 });
 
 t.test('--workers 0 serves on the primary thread with the same handler', async (t) => {
-  const proxy = await startTestProxy({ workers: 0 });
+  const proxy = await startTestProxy(t, { workers: 0 });
   t.teardown(() => proxy.close(1000));
   const r = await curl(['--proxy', proxy.url, origin.url('/hello')]);
   t.equal(r.status, 200);
@@ -64,7 +64,7 @@ t.test('a long keep-alive connection: listeners do not pile up per request (no M
   const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
   process.on('warning', onWarning);
   t.teardown(() => void process.off('warning', onWarning));
-  const proxy = await startTestProxy({ workers: 0, logLevel: 'error' });
+  const proxy = await startTestProxy(t, { workers: 0, logLevel: 'error' });
   t.teardown(() => proxy.close(1000));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
@@ -87,7 +87,7 @@ t.test('a long keep-alive connection: listeners do not pile up per request (no M
 });
 
 t.test('a worker that dies mid-connection: its permits come back exactly once, others keep being served', async (t) => {
-  const proxy = await startTestProxy({ workers: 2, maxClients: 4, maxWaiting: 10 });
+  const proxy = await startTestProxy(t, { workers: 2, maxClients: 4, maxWaiting: 10 });
   t.teardown(() => proxy.close(1000));
   const { semaphore, stats } = proxy.shared;
   // Open tunnels on both workers, then make one worker die.

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { startOrigin } from './helpers/origin.ts';
+import { DEFAULTS } from '../src/config/options.ts';
 import { BIN, startCliProxy, readLog, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 
@@ -16,7 +17,7 @@ t.test('--help explains every flag with its default', async (t) => {
   for (const flag of ['--host', '--port', '--workers', '--max-clients', '--max-waiting', '--queue-timeout', '--idle-timeout', '--upstream-timeout', '--headers-timeout', '--connect-ports', '--blocked-http-ports', '--allow-client', '--allow-dest', '--auth-file', '--auth-realm', '--tls-cert', '--tls-key', '--max-header-size', '--max-url-length', '--blocklist', '--log-file', '--log-level', '--shutdown-grace', '--status-interval']) {
     t.match(r.stdout, flag, `${flag} is explained`);
   }
-  t.match(r.stdout, /\[default: "8080"\]/, 'defaults are shown');
+  t.match(r.stdout, `[default: "${DEFAULTS.port}"]`, 'defaults are shown');
 });
 
 t.test('a bad value or an unknown flag is one clear line and exit 2', async (t) => {

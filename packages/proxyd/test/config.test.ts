@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOrigin } from './helpers/origin.ts';
+import { DEFAULTS } from '../src/config/options.ts';
 import { BIN, startCliProxy, readLog, eventually, tempDir } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 
@@ -27,7 +28,7 @@ t.test('check-config prints the effective options: defaults < file < flags', asy
   t.equal(options.queueTimeoutMs, 10_000, 'from the file, parsed');
   t.same(options.allowClient, ['203.0.113.0/24']);
   t.equal(options.port, 9001, 'the flag overrides the file');
-  t.equal(options.idleTimeoutMs, 120_000, 'the default where neither says');
+  t.equal(options.idleTimeoutMs, DEFAULTS.idleTimeoutMs, 'the default where neither says');
   t.match(r.stdout, /configuration OK/);
 });
 

@@ -101,7 +101,7 @@ t.test('end to end: forbidden destinations are refused with 403 naming the rule,
   t.equal(origin.seen.filter((r) => r.url === '/hello').length, 0, 'the origin on loopback was never reached');
   await proxy.close(500);
   const blocked = readLog(proxy.logFile).filter((r) => r.event === 'blocked');
-  t.ok(blocked.length >= urls.length + 4, 'each refusal is logged');
+  t.equal(blocked.length, urls.length + 4, 'each refusal is logged once');
   t.ok(blocked.every((r) => typeof r.rule === 'string' && !String(r.rule).startsWith('test-guard')), 'refused by the policy itself, not by the test guard');
 });
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { startOrigin } from './helpers/origin.ts';
 import { DEFAULTS } from '../src/config/options.ts';
-import { startTestProxy } from './helpers/proxy.ts';
+import { startTestProxy, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 import { startAdminServer } from '../src/admin/admin-server.ts';
 
@@ -23,9 +23,14 @@ t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
     await proxy.close(500);
   });
   const base = `http://127.0.0.1:${admin.address.port}`;
-  for (let i = 0; i < 5; i++) t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
-  t.equal((await curl(['--proxy', proxy.url, 'http://127.0.0.1:25/'])).status, 403);
-  t.equal((await curl(['--proxy', proxy.url, 'http://127.0.0.1:1/'])).status, 502);
+  // --raw: curl keeps the chunked framing, so that it counts the bytes as the proxy sent them.
+  const answers = [];
+  for (let i = 0; i < 5; i++) answers.push(await curl(['--raw', '--proxy', proxy.url, origin.url('/hello')]));
+  answers.push(await curl(['--raw', '--proxy', proxy.url, 'http://127.0.0.1:25/']));
+  answers.push(await curl(['--raw', '--proxy', proxy.url, 'http://127.0.0.1:1/']));
+  t.same(answers.map((r) => r.status), [200, 200, 200, 200, 200, 403, 502]);
+  // Bytes are counted when a connection closes, just before its permit is given back.
+  await eventually(() => proxy.shared.stats.get('active') === 0, 'every connection closed');
 
   const m = await curl([`${base}/metrics`]);
   t.equal(m.status, 200);
@@ -38,7 +43,8 @@ t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
   t.equal(metric(text, 'proxyd_responses_total{code="2xx"}'), 5);
   t.equal(metric(text, 'proxyd_responses_total{code="4xx"}'), 1);
   t.equal(metric(text, 'proxyd_responses_total{code="5xx"}'), 1);
-  t.ok(metric(text, 'proxyd_bytes_sent_total') > 0, 'bytes counted');
+  const bytesReceived = answers.reduce((n, r) => n + Buffer.byteLength(r.headers) + r.body.length, 0);
+  t.equal(metric(text, 'proxyd_bytes_sent_total'), bytesReceived, `bytes sent to clients: the ${bytesReceived} bytes curl received`);
   t.equal(metric(text, 'proxyd_permits'), DEFAULTS.maxClients, 'permits: the default --max-clients');
   t.equal(metric(text, 'proxyd_semaphore_wait_seconds_count'), 7, 'one wait observation per admitted connection');
   t.match(text, /^proxyd_semaphore_wait_seconds_bucket\{le="0\.001"\} 7$/m);

@@ -23,7 +23,7 @@ t.test('a public admin address logs in with the proxy users, and a reload change
   const first = htpasswd(dir, 'first', 'alice', 'wonderland');
   const second = htpasswd(dir, 'second', 'bob', 'builder');
   // 0.0.0.0 is not loopback, so logins are required; the test reaches it on 127.0.0.1.
-  const proxy = await startTestProxy({ workers: 1, authFile: first, admin: { host: '0.0.0.0', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 1, authFile: first, admin: { host: '0.0.0.0', port: 0 } });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();
@@ -47,7 +47,7 @@ t.test('a public admin address logs in with the proxy users, and a reload change
 t.test('an address that fails ten logins is refused even with the right password', async (t) => {
   const dir = tempDir();
   const file = htpasswd(dir, 'users', 'alice', 'wonderland');
-  const proxy = await startTestProxy({ workers: 1, authFile: file, admin: { host: '0.0.0.0', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 1, authFile: file, admin: { host: '0.0.0.0', port: 0 } });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();

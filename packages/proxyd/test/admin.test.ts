@@ -2,7 +2,8 @@
 // and SSE APIs, health checks, and the rule that a public admin address needs authentication.
 import t from 'tap';
 import { startOrigin } from './helpers/origin.ts';
-import { startTestProxy } from './helpers/proxy.ts';
+import { DEFAULTS } from '../src/config/options.ts';
+import { startTestProxy, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 import { startAdminServer } from '../src/admin/admin-server.ts';
 
@@ -15,16 +16,21 @@ function metric(text: string, name: string): number {
 }
 
 t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
-  const proxy = await startTestProxy({ workers: 2, admin: { host: '127.0.0.1', port: 0 }, blocklistFile: undefined });
+  const proxy = await startTestProxy(t, { workers: 2, admin: { host: '127.0.0.1', port: 0 }, blocklistFile: undefined });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();
     await proxy.close(500);
   });
   const base = `http://127.0.0.1:${admin.address.port}`;
-  for (let i = 0; i < 5; i++) t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
-  t.equal((await curl(['--proxy', proxy.url, 'http://127.0.0.1:25/'])).status, 403);
-  t.equal((await curl(['--proxy', proxy.url, 'http://127.0.0.1:1/'])).status, 502);
+  // --raw: curl keeps the chunked framing, so that it counts the bytes as the proxy sent them.
+  const answers = [];
+  for (let i = 0; i < 5; i++) answers.push(await curl(['--raw', '--proxy', proxy.url, origin.url('/hello')]));
+  answers.push(await curl(['--raw', '--proxy', proxy.url, 'http://127.0.0.1:25/']));
+  answers.push(await curl(['--raw', '--proxy', proxy.url, 'http://127.0.0.1:1/']));
+  t.same(answers.map((r) => r.status), [200, 200, 200, 200, 200, 403, 502]);
+  // Bytes are counted when a connection closes, just before its permit is given back.
+  await eventually(() => proxy.shared.stats.get('active') === 0, 'every connection closed');
 
   const m = await curl([`${base}/metrics`]);
   t.equal(m.status, 200);
@@ -37,8 +43,9 @@ t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
   t.equal(metric(text, 'proxyd_responses_total{code="2xx"}'), 5);
   t.equal(metric(text, 'proxyd_responses_total{code="4xx"}'), 1);
   t.equal(metric(text, 'proxyd_responses_total{code="5xx"}'), 1);
-  t.ok(metric(text, 'proxyd_bytes_sent_total') > 0, 'bytes counted');
-  t.equal(metric(text, 'proxyd_permits'), 512);
+  const bytesReceived = answers.reduce((n, r) => n + Buffer.byteLength(r.headers) + r.body.length, 0);
+  t.equal(metric(text, 'proxyd_bytes_sent_total'), bytesReceived, `bytes sent to clients: the ${bytesReceived} bytes curl received`);
+  t.equal(metric(text, 'proxyd_permits'), DEFAULTS.maxClients, 'permits: the default --max-clients');
   t.equal(metric(text, 'proxyd_semaphore_wait_seconds_count'), 7, 'one wait observation per admitted connection');
   t.match(text, /^proxyd_semaphore_wait_seconds_bucket\{le="0\.001"\} 7$/m);
   t.match(text, /^proxyd_event_loop_delay_p99_seconds\{thread="\d+"\} /m, 'event-loop delay per thread');
@@ -46,8 +53,8 @@ t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
 
   const stats = JSON.parse((await curl([`${base}/api/stats`])).body.toString());
   t.equal(stats.stats.requests, 7);
-  t.equal(stats.semaphore.permits, 512);
-  t.ok(stats.workers.length >= 3, 'the primary and two workers in the thread table');
+  t.equal(stats.semaphore.permits, DEFAULTS.maxClients);
+  t.same(stats.workers.map((w: { threadId: number }) => w.threadId === 0), [true, false, false], 'the primary and two workers in the thread table');
 
   const events = await curl(['--max-time', '2', `${base}/api/events`], 3000);
   const first = /^data: (.*)$/m.exec(events.body.toString());
@@ -60,7 +67,7 @@ t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
 });
 
 t.test('a non-loopback admin address is refused without --auth-file', async (t) => {
-  const proxy = await startTestProxy({ workers: 1, admin: { host: '0.0.0.0', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 1, admin: { host: '0.0.0.0', port: 0 } });
   t.teardown(() => proxy.close(500));
   await t.rejects(startAdminServer(proxy), /not a loopback address: that needs --auth-file/);
 });

@@ -23,16 +23,15 @@ async function openInOrder(proxy: TestProxy, names: string[]): Promise<TunnelCli
 const answered = (c: TunnelClient | undefined) => c?.head !== undefined;
 
 t.test('K=2 and five tunnels: 2 active, 3 waiting; each close admits the next in arrival order', async (t) => {
-  const proxy = await startTestProxy({ maxClients: 2, maxWaiting: 10, queueTimeoutMs: 20_000 });
+  const proxy = await startTestProxy(t, { maxClients: 2, maxWaiting: 10, queueTimeoutMs: 20_000 });
   t.teardown(() => proxy.close(500));
   const [a, b, c, d, e] = await openInOrder(proxy, ['a', 'b', 'c', 'd', 'e']);
   const { stats, semaphore } = proxy.shared;
   await eventually(() => answered(a!) && answered(b!), 'a and b admitted');
-  await eventually(() => stats.get('waiting') === 3, 'three waiting');
-  t.equal(stats.get('active'), 2, 'Stats: 2 active');
-  t.equal(stats.get('waiting'), 3, 'Stats: 3 waiting');
+  await eventually(() => semaphore.waiting === 3, 'three in the semaphore\'s queue');
   t.equal(semaphore.held, 2, 'semaphore: 2 permits held');
-  t.equal(semaphore.waiting, 3, 'semaphore: 3 in its queue');
+  t.equal(stats.get('active'), 2, 'Stats: 2 active');
+  t.equal(stats.get('waiting'), 3, 'Stats: 3 waiting, as the semaphore says');
   t.match(a!.head, /200 Connection Established/);
   t.same([c, d, e].map(answered), [false, false, false], 'c, d, e are held at the semaphore, unanswered');
   await eventually(() => readLog(proxy.logFile).filter((r) => r.event === 'queued').length === 3, 'three "queued" log lines');
@@ -58,7 +57,7 @@ t.test('K=2 and five tunnels: 2 active, 3 waiting; each close admits the next in
 });
 
 t.test('a full queue and a queue timeout are answered 503 with Retry-After', async (t) => {
-  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 1, queueTimeoutMs: 400 });
+  const proxy = await startTestProxy(t, { maxClients: 1, maxWaiting: 1, queueTimeoutMs: 400 });
   t.teardown(() => proxy.close(500));
   const [holder, waiter, extra] = await openInOrder(proxy, ['holder', 'waiter', 'extra']);
   await eventually(() => answered(extra!), 'the extra client is refused at once');
@@ -80,7 +79,7 @@ t.test('a full queue and a queue timeout are answered 503 with Retry-After', asy
 });
 
 t.test('an idle tunnel is released at the idle timeout and its slot goes to a waiter', async (t) => {
-  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 600 });
+  const proxy = await startTestProxy(t, { maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 600 });
   t.teardown(() => proxy.close(500));
   const [idle, next] = await openInOrder(proxy, ['idle', 'next']);
   await eventually(() => answered(idle!), 'idle admitted');
@@ -104,7 +103,7 @@ t.test('idle keep-alive connections give their permits up while clients wait', a
   const { ProxyAgent, request } = await import('undici');
   const { curl } = await import('./helpers/curl.ts');
   const origin = await startOrigin();
-  const proxy = await startTestProxy({ maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
+  const proxy = await startTestProxy(t, { maxClients: 1, maxWaiting: 5, queueTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
   t.teardown(async () => {
     await proxy.close(500);
     await origin.close();

@@ -28,7 +28,7 @@ t.test('blocked HTTP and CONNECT get 403 naming the rule; SIGHUP-style reload ch
   const origin = await startOrigin();
   const file = join(tempDir(), 'blocklist.txt');
   writeFileSync(file, 'facebook.com\n');
-  const proxy = await startTestProxy({ blocklistFile: file });
+  const proxy = await startTestProxy(t, { blocklistFile: file });
   t.teardown(async () => {
     await proxy.close(1000);
     await origin.close();

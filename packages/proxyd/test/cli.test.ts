@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { startOrigin } from './helpers/origin.ts';
+import { DEFAULTS } from '../src/config/options.ts';
 import { BIN, startCliProxy, readLog, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 
@@ -19,7 +20,7 @@ t.test('--help explains every flag with its default', async (t) => {
   for (const flag of ['--host', '--port', '--workers', '--max-clients', '--max-waiting', '--queue-timeout', '--idle-timeout', '--upstream-timeout', '--headers-timeout', '--connect-ports', '--blocked-http-ports', '--allow-client', '--allow-dest', '--auth-file', '--auth-realm', '--tls-cert', '--tls-key', '--max-header-size', '--max-url-length', '--blocklist', '--log-file', '--log-level', '--shutdown-grace', '--status-interval']) {
     t.match(r.stdout, flag, `${flag} is explained`);
   }
-  t.match(r.stdout, /\[default: 8080\]/, 'defaults are shown, a number as a number');
+  t.match(r.stdout, `[default: ${DEFAULTS.port}]`, 'defaults are shown, a number as a number');
   t.match(r.stdout, /\[choices: "error", "warn", "info", "debug"\]/, 'choices are shown');
 });
 
@@ -47,7 +48,7 @@ t.test('on an old Node.js, proxyd prints one line saying what it needs and exits
 t.test('SIGTERM: stop accepting, finish, flush every log record, exit 0', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '2', '--log-level', 'info']);
+  const proxy = await startCliProxy(t, ['--workers', '2', '--log-level', 'info']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const N = 40;
   const results = await Promise.all(Array.from({ length: N }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?n=${i}`)])));
@@ -64,7 +65,7 @@ t.test('SIGTERM: stop accepting, finish, flush every log record, exit 0', async 
 t.test('SIGTERM with a tunnel still open: closed at the grace deadline, logged, still exit 0', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '1', '--shutdown-grace', '300ms', '--connect-ports', '1-65535']);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--shutdown-grace', '300ms', '--connect-ports', '1-65535']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const { openTunnelClient } = await import('./helpers/tunnel-client.ts');
   const holder = openTunnelClient(proxy.port, `127.0.0.1:${origin.port}`, 'holder');
@@ -113,7 +114,7 @@ function adminGet(port: number, path: string): Promise<{ status: number | string
 
 t.test('SIGTERM: through the drain /readyz is 503 while /healthz and /metrics still answer; exit 0 once drained', async (t) => {
   const echoPort = await startEchoServer(t);
-  const proxy = await startCliProxy(['--workers', '1', '--shutdown-grace', '60s', '--connect-ports', '1-65535']);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--shutdown-grace', '60s', '--connect-ports', '1-65535']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const adminPort = Number(/dashboard and metrics: http:\/\/127\.0\.0\.1:(\d+)\//.exec(proxy.stdout())?.[1]);
   t.ok(adminPort > 0, `the admin server listens on ${adminPort}`);
@@ -150,7 +151,7 @@ t.test('SIGHUP reloads the blocklist through the CLI', async (t) => {
   t.teardown(() => origin.close());
   const file = join(tempDir(), 'block.txt');
   writeFileSync(file, '# nothing yet\n');
-  const proxy = await startCliProxy(['--workers', '1', '--blocklist', file]);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--blocklist', file]);
   t.teardown(() => proxy.stop('SIGKILL'));
   t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
   writeFileSync(file, '127.0.0.1\n');

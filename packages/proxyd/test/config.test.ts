@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOrigin } from './helpers/origin.ts';
+import { DEFAULTS } from '../src/config/options.ts';
+import { formatDuration } from '../src/config/duration.ts';
 import { BIN, startCliProxy, readLog, eventually, tempDir } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 import { effectiveOptions } from '../src/config/command-line.ts';
@@ -30,7 +32,7 @@ t.test('check-config prints the effective options under the config file\'s own k
   t.equal(options['connect-ports'], '443,8443', 'a port list as the file writes it');
   t.same(options['allow-client'], ['203.0.113.0/24']);
   t.equal(options.port, 9001, 'the flag overrides the file');
-  t.equal(options['idle-timeout'], '2m', 'the default where neither says');
+  t.equal(options['idle-timeout'], formatDuration(DEFAULTS.idleTimeoutMs), 'the default where neither says');
   t.equal(options['blocked-http-ports'], '19,21-23,25,110,119,143,465,587,993,995');
   t.equal(options.admin, '127.0.0.1:9090');
   t.equal(options['auth-file'], '', 'an unset file as "", which a config file reads as unset');
@@ -95,7 +97,7 @@ t.test('round trip: check-config\'s output, saved, is a config file that gives t
   t.match(printed, { 'queue-timeout': '1500ms', 'shutdown-grace': '0s', 'blocked-http-ports': 'none', admin: 'off', 'auth-realm': 'a quoted realm', 'log-max-size': 0, 'status-interval': '1h' });
 
   // And start-up takes the saved file: the proxy really runs with it (TLS and all).
-  const proxy = await startCliProxy(['--config', saved, '--workers', '1']);
+  const proxy = await startCliProxy(t, ['--config', saved, '--workers', '1']);
   t.teardown(() => proxy.stop('SIGKILL'));
   t.match(proxy.stdout(), /listening on https:\/\/127\.0\.0\.1:\d+ — 1 worker threads/);
   t.equal(await proxy.stop('SIGTERM'), 0);
@@ -128,7 +130,7 @@ t.test('SIGHUP reloads the config file: live options change for new requests, ot
   const origin = await startOrigin();
   t.teardown(() => origin.close());
   const file = configFile({ 'allow-dest': ['127.0.0.0/8'], 'log-level': 'info', workers: 2 });
-  const proxy = await startCliProxy(['--config', file], {}, { allowLoopback: false });
+  const proxy = await startCliProxy(t, ['--config', file], {}, { allowLoopback: false });
   t.teardown(() => proxy.stop('SIGKILL'));
   t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
 
@@ -158,7 +160,7 @@ t.test('SIGHUP reloads the config file: live options change for new requests, ot
 t.test('the log file rotates at --log-max-size without losing a record', async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
-  const proxy = await startCliProxy(['--workers', '1', '--log-max-size', '4096', '--log-max-files', '50', '--log-level', 'info']);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--log-max-size', '4096', '--log-max-files', '50', '--log-level', 'info']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const N = 120;
   for (let i = 0; i < N; i += 10) {

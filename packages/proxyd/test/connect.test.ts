@@ -10,7 +10,7 @@ import { curl } from './helpers/curl.ts';
 const tls = await startTlsOrigin();
 const echo = await startEchoServer();
 const patterns = await startPatternServer();
-const proxy = await startTestProxy({ connectPorts: [[tls.port, tls.port], [echo.port, echo.port], [patterns.port, patterns.port], [1, 1]] });
+const proxy = await startTestProxy(t, { connectPorts: [[tls.port, tls.port], [echo.port, echo.port], [patterns.port, patterns.port], [1, 1]] });
 t.teardown(async () => {
   await proxy.close(1000);
   await tls.close();
@@ -65,6 +65,9 @@ async function startPatternServer(): Promise<{ port: number; sha256(id: string):
   };
 }
 
+/** Tunnels the proxy opened in this file (answered 200): each must be logged once, when it closes. */
+let tunnelsOpened = 0;
+
 /** Open a raw CONNECT tunnel; resolves with the socket and the proxy's answer head. */
 function connectThrough(target: string): Promise<{ socket: net.Socket; head: string; rest: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -78,7 +81,9 @@ function connectThrough(target: string): Promise<{ socket: net.Socket; head: str
       if (end < 0) return;
       clearTimeout(timer);
       socket.off('data', onData);
-      resolve({ socket, head: buf.subarray(0, end).toString(), rest: buf.subarray(end + 4) });
+      const head = buf.subarray(0, end).toString();
+      if (/^HTTP\/1\.1 200 /.test(head)) tunnelsOpened++;
+      resolve({ socket, head, rest: buf.subarray(end + 4) });
     };
     socket.on('data', onData);
     socket.on('error', reject);
@@ -92,6 +97,7 @@ t.test('HTTPS through a CONNECT tunnel, with curl checking the certificate', asy
   t.equal(r.status, 200);
   t.equal(r.body.toString(), 'secure hello, you sent 12 bytes\n');
   t.match(r.headers, /HTTP\/1\.1 200 Connection Established/);
+  tunnelsOpened++;
 });
 
 t.test('a CONNECT to a port outside --connect-ports is refused with 403, before dialling', async (t) => {
@@ -123,6 +129,32 @@ t.test('half-close is respected: the client ends its side and still receives the
   socket.end(); // FIN: we send nothing more, but keep reading
   await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   t.equal(got, 'ping\nbye after your FIN\n', 'echo and the reply sent after our FIN both arrived');
+});
+
+// Found while making workers.test.ts count permits: a client that sends its FIN right behind the
+// CONNECT (or that gave up while queued at the semaphore, and is admitted later) gets its tunnel, but the
+// FIN is never passed on — it arrives before the relay starts listening — so the tunnel and its permit
+// stay until --idle-timeout (2 minutes by default). With clients leaving a long queue, each of them
+// holds a permit that long after admission.
+const FIN_BUG = 'bug: a FIN that arrives with the CONNECT is lost; the tunnel holds its permit until the idle timeout';
+t.test('a client that half-closes right after its CONNECT still gets the answer sent after its FIN', async (t) => {
+  const own = await startTestProxy(t, { workers: 1, connectPorts: [[echo.port, echo.port]] });
+  t.teardown(() => own.close(200));
+  const socket = net.connect({ port: own.address.port, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => void socket.destroy());
+  let got = '';
+  let closed = false;
+  socket.on('data', (d) => (got += d));
+  socket.on('error', () => {});
+  socket.on('close', () => (closed = true));
+  socket.end(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`);
+  await eventually(() => got.includes('\r\n\r\n'), 'the answer to CONNECT');
+  t.match(got, /^HTTP\/1\.1 200 Connection Established\r\n\r\n/, 'the tunnel is opened');
+  const deadline = Date.now() + 3000;
+  while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(got.split('\r\n\r\n')[1], 'bye after your FIN\n', 'the echo server saw our FIN and answered', { todo: FIN_BUG });
+  t.ok(closed, 'the tunnel closed within 3 s', { todo: FIN_BUG });
+  t.equal(own.shared.semaphore.held, 0, 'its permit is back', { todo: FIN_BUG });
 });
 
 t.test('a tunnel relays a large transfer both ways with back-pressure', async (t) => {
@@ -195,6 +227,6 @@ t.test('tunnels are logged with bytes each way', async (t) => {
   await eventually(() => proxy.shared.stats.get('tunnels') === 0, 'every tunnel closed');
   await proxy.close(1000);
   const tunnels = readLog(proxy.logFile).filter((r) => r.event === 'tunnel');
-  t.ok(tunnels.length >= 3, `${tunnels.length} tunnels logged`);
+  t.equal(tunnels.length, tunnelsOpened, `each of the ${tunnelsOpened} tunnels is logged once`);
   t.ok(tunnels.some((r) => r.target === `127.0.0.1:${tls.port}` && Number(r.up) > 0 && Number(r.down) > 0), 'the HTTPS tunnel, with bytes');
 });

@@ -9,7 +9,7 @@ import { startTestProxy, readLog, tempDir } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
 
 const origin = await startOrigin();
-const proxy = await startTestProxy({ upstreamTimeoutMs: 1500 });
+const proxy = await startTestProxy(t, { upstreamTimeoutMs: 1500 });
 t.teardown(async () => {
   await proxy.close(1000);
   await origin.close();

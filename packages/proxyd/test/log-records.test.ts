@@ -34,7 +34,7 @@ t.test('a reload says what the re-read files changed, and the start says it in w
   const hash = (p: string) => bcrypt.hashSync(p, 4);
   writeFileSync(blocklist, 'one.example\n');
   writeFileSync(users, `alice:${hash('a')}\n`);
-  const proxy = await startTestProxy({ workers: 1, blocklistFile: blocklist, authFile: users });
+  const proxy = await startTestProxy(t, { workers: 1, blocklistFile: blocklist, authFile: users });
   t.teardown(() => proxy.close(500));
   const started = () => readLog(proxy.logFile).find((r) => r.event === 'started');
   await eventually(() => started() !== undefined, 'started record');
@@ -55,7 +55,7 @@ t.test('a reload says what the re-read files changed, and the start says it in w
 });
 
 t.test('a client refused because the queue is full is logged as queue-full only', async (t) => {
-  const proxy = await startTestProxy({ workers: 1, maxClients: 1, maxWaiting: 1, queueTimeoutMs: 20_000 });
+  const proxy = await startTestProxy(t, { workers: 1, maxClients: 1, maxWaiting: 1, queueTimeoutMs: 20_000 });
   t.teardown(() => proxy.close(500));
   const holder = openTunnelClient(proxy.address.port, `127.0.0.1:${echo.port}`, 'holder');
   await eventually(() => holder.head !== undefined, 'holder admitted');
@@ -76,7 +76,7 @@ t.test('a client refused because the queue is full is logged as queue-full only'
 });
 
 t.test('status is a number in every record; a response cut short says cut=true', async (t) => {
-  const proxy = await startTestProxy({ workers: 1 });
+  const proxy = await startTestProxy(t, { workers: 1 });
   t.teardown(() => proxy.close(500));
   t.equal((await curl(['--proxy', proxy.url, origin.url('/hello')])).status, 200);
   // Ask for 64 MiB, read the head, leave.
@@ -93,7 +93,7 @@ t.test('status is a number in every record; a response cut short says cut=true',
 });
 
 t.test('HEAD requests are counted as HEAD, not "other"', async (t) => {
-  const proxy = await startTestProxy({ workers: 1 });
+  const proxy = await startTestProxy(t, { workers: 1 });
   t.teardown(() => proxy.close(500));
   t.equal((await curl(['--proxy', proxy.url, '--head', origin.url('/hello')])).status, 200);
   t.equal((await curl(['--proxy', proxy.url, '-X', 'OPTIONS', origin.url('/hello')])).status, 200);

@@ -9,7 +9,7 @@ const origin = await startOrigin();
 t.teardown(() => origin.close());
 
 t.test('with a tiny ring under load: records in the file + records dropped = records written by all threads', async (t) => {
-  const proxy = await startTestProxy({ logRingBytes: 1024, logLevel: 'debug' });
+  const proxy = await startTestProxy(t, { logRingBytes: 1024, logLevel: 'debug' });
   const results = await Promise.all(Array.from({ length: 60 }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?i=${i}`)])));
   t.same(results.map((r) => r.status), Array(60).fill(200), 'a full log ring never blocks or fails a request');
   const { ring } = proxy.shared;
@@ -24,7 +24,7 @@ t.test('with a tiny ring under load: records in the file + records dropped = rec
 });
 
 t.test('a status line appears while the proxy is busy', async (t) => {
-  const proxy = await startTestProxy({ statusIntervalMs: 100, logLevel: 'info' });
+  const proxy = await startTestProxy(t, { statusIntervalMs: 100, logLevel: 'info' });
   for (let i = 0; i < 5; i++) {
     await curl(['--proxy', proxy.url, origin.url('/hello')]);
     await new Promise((r) => setTimeout(r, 60));
@@ -58,7 +58,7 @@ t.test('the dashboard counts a request under its destination host, however the t
 t.test('the logger writes in batches: each record is one JSON line in the file and one readable line on stdout, in order', async (t) => {
   const { startCliProxy } = await import('./helpers/proxy.ts');
   const { readFileSync } = await import('node:fs');
-  const proxy = await startCliProxy(['--workers', '2', '--log-level', 'info', '--status-interval', '0']);
+  const proxy = await startCliProxy(t, ['--workers', '2', '--log-level', 'info', '--status-interval', '0']);
   t.teardown(() => proxy.stop('SIGKILL'));
   const N = 200; // concurrent: many records reach the logger in one wake-up
   const results = await Promise.all(Array.from({ length: N }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?batch=${i}`)])));
@@ -83,7 +83,7 @@ t.test('the logger writes in batches: each record is one JSON line in the file a
 
 t.test('with stdout on /dev/null (where the logger makes no readable lines) the file still gets every record', async (t) => {
   const { startCliProxy } = await import('./helpers/proxy.ts');
-  const proxy = await startCliProxy(['--workers', '1', '--log-level', 'info', '--status-interval', '0'], {}, { stdoutToDevNull: true });
+  const proxy = await startCliProxy(t, ['--workers', '1', '--log-level', 'info', '--status-interval', '0'], {}, { stdoutToDevNull: true });
   t.teardown(() => proxy.stop('SIGKILL'));
   const N = 100;
   const results = await Promise.all(Array.from({ length: N }, (_, i) => curl(['--proxy', proxy.url, origin.url(`/hello?quiet=${i}`)])));

@@ -8,7 +8,7 @@ import { openTunnelClient } from './helpers/tunnel-client.ts';
 
 t.test('a CONNECT client that left while queued gives its permit back as soon as it is admitted', async (t) => {
   const echo = await startEchoServer();
-  const proxy = await startTestProxy({ workers: 1, maxClients: 1, maxWaiting: 10, queueTimeoutMs: 20_000, idleTimeoutMs: 120_000 });
+  const proxy = await startTestProxy(t, { workers: 1, maxClients: 1, maxWaiting: 10, queueTimeoutMs: 20_000, idleTimeoutMs: 120_000 });
   t.teardown(async () => {
     await proxy.close(500);
     await echo.close();

@@ -8,7 +8,7 @@ import { exchange } from './helpers/raw.ts';
 import { splitAbsoluteTarget } from '../src/worker/authority.ts';
 
 const origin = await startOrigin();
-const proxy = await startTestProxy({ workers: 1 });
+const proxy = await startTestProxy(t, { workers: 1 });
 t.teardown(async () => {
   await proxy.close(500);
   await origin.close();

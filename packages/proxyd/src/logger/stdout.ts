@@ -12,6 +12,8 @@ import fs from 'node:fs';
  * blocking on Linux, so these writes never see EAGAIN.
  */
 export function openStdout(): fs.WriteStream | undefined {
+  const testFile = testStdoutFile();
+  if (testFile !== undefined) return fs.createWriteStream(testFile, { flags: 'a' });
   if (isDevNull(1)) return undefined;
   return fs.createWriteStream('', { fd: 1, autoClose: false });
 }
@@ -23,4 +25,17 @@ function isDevNull(fd: number): boolean {
   } catch {
     return false; // cannot tell: write the lines
   }
+}
+
+/**
+ * Test-only: a proxy that a test starts inside its own process (test/helpers/proxy.ts, startTestProxy)
+ * shares fd 1 with the test, where tap reads its results; the helper names a file in
+ * PROXYD_TEST_STDOUT_FILE, and the readable lines go there instead (the test shows them when it fails).
+ * Honoured only together with PROXYD_TEST_HOOKS=1, which only the test helpers set: a real run never
+ * takes this path.
+ */
+function testStdoutFile(): string | undefined {
+  if (process.env.PROXYD_TEST_HOOKS !== '1') return undefined;
+  const file = process.env.PROXYD_TEST_STDOUT_FILE;
+  return file ? file : undefined;
 }

@@ -4,6 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, existsSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Test } from 'tap';
 import { DEFAULTS, type ProxyOptions } from '../../src/config/options.ts';
 import { startProxy, type RunningProxy } from '../../src/primary/start-proxy.ts';
 
@@ -21,10 +22,32 @@ export function tempDir(): string {
 export interface TestProxy extends RunningProxy {
   url: string;
   logFile: string;
+  /** The logger's readable lines (what a real run prints on stdout), in a file of the proxy's own. */
+  stdoutFile: string;
 }
 
-export async function startTestProxy(overrides: Partial<ProxyOptions> = {}): Promise<TestProxy> {
-  const logFile = join(tempDir(), 'proxy.log');
+/** Is this a tap test (rather than an options object)? */
+function isTest(x: unknown): x is Test {
+  return typeof x === 'object' && x !== null && typeof (x as Test).teardown === 'function' && typeof (x as Test).passing === 'function';
+}
+
+// startProxy reads PROXYD_TEST_STDOUT_FILE when it starts the logger thread (a worker's environment is
+// a copy of ours taken when it is created), so proxies start one at a time.
+let starting: Promise<unknown> = Promise.resolve();
+
+/**
+ * proxyd in this process. Its readable log lines go to `stdoutFile`, not to this process's stdout (tap
+ * reads the test's results there); given the test `t`, the proxy's logs are shown when `t` fails.
+ */
+export async function startTestProxy(t: Test, overrides?: Partial<ProxyOptions>): Promise<TestProxy>;
+/** Without a test: quiet all the same, but nothing is shown on failure. Prefer passing the test. */
+export async function startTestProxy(overrides?: Partial<ProxyOptions>): Promise<TestProxy>;
+export async function startTestProxy(first?: Test | Partial<ProxyOptions>, second?: Partial<ProxyOptions>): Promise<TestProxy> {
+  const t = isTest(first) ? first : undefined;
+  const overrides = (isTest(first) ? second : first) ?? {};
+  const dir = tempDir();
+  const logFile = join(dir, 'proxy.log');
+  const stdoutFile = join(dir, 'stdout.txt');
   const options: ProxyOptions = {
     ...DEFAULTS,
     host: '127.0.0.1',
@@ -37,8 +60,47 @@ export async function startTestProxy(overrides: Partial<ProxyOptions> = {}): Pro
     allowDest: ['127.0.0.0/8'], // the test origins live on loopback
     ...overrides,
   };
-  const proxy = await startProxy(options);
-  return Object.assign(proxy, { url: `http://127.0.0.1:${proxy.address.port}`, logFile });
+  const started = starting.then(async () => {
+    process.env.PROXYD_TEST_STDOUT_FILE = stdoutFile; // read by src/logger/stdout.ts (test hooks only)
+    try {
+      return await startProxy(options);
+    } finally {
+      delete process.env.PROXYD_TEST_STDOUT_FILE;
+    }
+  });
+  starting = started.catch(() => {});
+  const proxy = await started;
+  const url = `http://127.0.0.1:${proxy.address.port}`;
+  if (t) showLogsOnFailure(t, `proxyd ${url}`, [['readable log', stdoutFile]], logFile);
+  return Object.assign(proxy, { url, logFile, stdoutFile });
+}
+
+const TAIL_LINES = 60;
+
+/** The last `lines` lines of a file ('' if it does not exist). */
+export function tail(file: string, lines = TAIL_LINES): string {
+  if (!existsSync(file)) return '';
+  const all = readFileSync(file, 'utf8').split('\n');
+  if (all.at(-1) === '') all.pop();
+  const shown = all.slice(-lines);
+  return (all.length > shown.length ? [`… ${all.length - shown.length} earlier lines`, ...shown] : shown).join('\n');
+}
+
+/**
+ * When `t` fails (checked as it ends, after its own teardowns: those are run last-registered first),
+ * print the tail of each file as a comment, and where the JSON log is.
+ */
+export function showLogsOnFailure(t: Test, name: string, files: [label: string, file: string | (() => string)][], logFile: string): void {
+  t.teardown(async () => {
+    if (t.passing()) return;
+    await new Promise((r) => setTimeout(r, 100)); // a still-running logger writes in 10 ms batches
+    for (const [label, file] of files) {
+      const text = typeof file === 'function' ? file() : tail(file);
+      const where = typeof file === 'function' ? '' : ` (${file})`;
+      t.comment(`${name}: ${label}${where}:\n${text === '' ? '(empty)' : text}`);
+    }
+    t.comment(`${name}: JSON log in ${logFile}`);
+  });
 }
 
 /** The JSON records in a log file (empty if it does not exist yet). */
@@ -50,10 +112,10 @@ export function readLog(file: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Poll until `check()` is true (bounded), for state that another thread changes. */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+/** Poll until `check()` is true (bounded), for state that another thread (or a browser) changes. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -64,6 +126,8 @@ export interface CliProxy {
   url: string;
   port: number;
   logFile: string;
+  /** Where the child's stdout goes (its readable log lines): a file of its own. */
+  stdoutFile: string;
   stdout(): string;
   stderr(): string;
   /** Resolves with the exit code. */
@@ -73,42 +137,49 @@ export interface CliProxy {
 
 /**
  * Run the real `proxyd` command; resolves once it says where it listens — on stdout, or with
- * `stdoutToDevNull` (stdout is /dev/null, as under StandardOutput=null) in its log file.
+ * `stdoutToDevNull` (stdout is /dev/null, as under StandardOutput=null) in its log file. Its stdout
+ * goes to a file (`stdoutFile`), not to the test's output; when `t` fails, its tail and stderr are shown.
  */
-export async function startCliProxy(args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true, stdoutToDevNull = false } = {}): Promise<CliProxy> {
-  const logFile = join(tempDir(), 'proxy.log');
+export async function startCliProxy(t: Test, args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true, stdoutToDevNull = false } = {}): Promise<CliProxy> {
+  const dir = tempDir();
+  const logFile = join(dir, 'proxy.log');
+  const stdoutFile = join(dir, 'stdout.txt');
   const loopback = allowLoopback ? ['--allow-dest', '127.0.0.0/8'] : [];
   // The admin server on a port of its own: the default (9090) is one port for every test file, and tap
   // runs test files side by side.
   const admin = args.includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
-  const devNull = stdoutToDevNull ? openSync('/dev/null', 'w') : undefined;
+  const out = openSync(stdoutToDevNull ? '/dev/null' : stdoutFile, 'a');
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete childEnv.PROXYD_TEST_STDOUT_FILE; // an in-process proxy's, if one is starting right now
   const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...admin, ...loopback, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', devNull ?? 'pipe', 'pipe'],
+    env: childEnv,
+    stdio: ['ignore', out, 'pipe'],
   });
-  if (devNull !== undefined) closeSync(devNull); // the child has its own copy
-  let out = '';
+  closeSync(out); // the child has its own copy
+  const stdout = (): string => (!stdoutToDevNull && existsSync(stdoutFile) ? readFileSync(stdoutFile, 'utf8') : '');
   let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d));
   child.stderr!.on('data', (d: Buffer) => (err += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const deadline = Date.now() + 20_000;
   let port = 0;
   while (!port) {
-    const said = stdoutToDevNull && existsSync(logFile) ? readFileSync(logFile, 'utf8') : out;
+    const said = stdoutToDevNull ? (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '') : stdout();
     const m = /listening on https?:\/\/127\.0\.0\.1:(\d+)|"listen":"127\.0\.0\.1:(\d+)"/.exec(said);
     if (m) port = Number(m[1] ?? m[2]);
     else if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`proxyd did not start: exit ${child.exitCode}\nstdout: ${out}\nstderr: ${err}`);
+      throw new Error(`proxyd did not start: exit ${child.exitCode}\nstdout: ${tail(stdoutFile)}\nstderr: ${err}`);
     } else await new Promise((r) => setTimeout(r, 25));
   }
+  const name = `proxyd (CLI, pid ${child.pid}) on 127.0.0.1:${port}`;
+  showLogsOnFailure(t, name, [...(stdoutToDevNull ? [] : [['stdout', stdoutFile] as [string, string]]), ['stderr', () => err]], logFile);
   return {
     child,
     port,
     url: `http://127.0.0.1:${port}`,
     logFile,
-    stdout: () => out,
+    stdoutFile,
+    stdout,
     stderr: () => err,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

@@ -19,7 +19,7 @@ export function handOver(state: PrimaryState, socket: net.Socket, conn: Accepted
   stats.add('active', 1);
   log.write({ event: 'admitted', level: 'debug', conn: conn.id, client: conn.client, active: semaphore.held, waiting: semaphore.waiting });
   state.queued.delete(socket); // after the transfer the socket is the worker's; this handle is destroyed
-  state.serving
+  const task = state.serving
     .serve({ socket, lease, id: conn.id, client: conn.client, address: conn.address })
     .catch((err: Error) => {
       // The worker died with this connection open: its socket died with it. Count and log it.
@@ -29,5 +29,7 @@ export function handOver(state: PrimaryState, socket: net.Socket, conn: Accepted
     .finally(() => {
       // Exactly once: if the worker did not release the permit, this does.
       if (leases.retire(lease, semaphore)) stats.add('active', -1);
+      state.tasks.delete(task);
     });
+  state.tasks.add(task);
 }

@@ -25,6 +25,8 @@ export interface PrimaryState {
   readonly serving: Serving;
   /** The BroadcastChannel to every serving thread: policy updates and the last step of a shutdown. */
   readonly policy: BroadcastChannel;
+  /** Connections handed to a serving thread whose task has not yet reported back (shutdown waits for them). */
+  readonly tasks: Set<Promise<unknown>>;
   /** Accepted connections not yet handed to a serving thread (still the primary's to close). */
   readonly queued: Set<net.Socket>;
   /** The last connection id given out. */

@@ -17,6 +17,9 @@ export async function shutdown(state: PrimaryState, server: net.Server, logger: 
     state.policy.postMessage({ type: 'close-all' } satisfies CloseAll);
     await settled(state, Date.now() + 2000, 10);
   }
+  // A worker may have given a permit back before this thread has read its task's result; ending the
+  // pool first would fail that task and log a clean connection as lost. Read them all first (bounded).
+  await Promise.race([Promise.allSettled([...state.tasks]), new Promise((r) => setTimeout(r, 2000))]);
   await state.serving.close(); // ends the worker threads
   await stopped;
   log.write({ event: 'stopped', closedAtDeadline, accepted: stats.get('accepted'), requests: stats.get('requests') });
@@ -26,11 +29,14 @@ export async function shutdown(state: PrimaryState, server: net.Server, logger: 
 }
 
 /**
- * Poll until no permit is held and no tunnel is open, or the deadline passes (a bounded wait, on the
- * event loop). Both, because a tunnel gives its permit back when its client side closes and writes its
- * record only once its origin side has closed too: ending the threads in between would lose the record.
+ * Poll until no permit is held, or the deadline passes (a bounded wait, on the event loop); then, for at
+ * most a second more, until no tunnel is open. A tunnel gives its permit back when its client side closes
+ * and writes its record only once its origin side has closed too: ending the threads in between would
+ * lose the record. (Bounded, because a tunnel on a worker that died is never subtracted from the gauge.)
  */
 async function settled(state: PrimaryState, deadline: number, everyMs: number): Promise<void> {
   const { semaphore, stats } = state.shared;
-  while ((semaphore.held > 0 || stats.get('tunnels') > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, everyMs));
+  while (semaphore.held > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, everyMs));
+  const tunnelsDeadline = Math.min(deadline, Date.now() + 1000);
+  while (stats.get('tunnels') > 0 && Date.now() < tunnelsDeadline) await new Promise((r) => setTimeout(r, everyMs));
 }

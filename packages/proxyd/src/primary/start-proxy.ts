@@ -106,6 +106,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     serving,
     policy,
     queued: new Set(),
+    tasks: new Set(),
     lastConnectionId: 0,
   };
   listener.open((socket) => acceptConnection(state, socket));

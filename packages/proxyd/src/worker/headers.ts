@@ -33,20 +33,19 @@ export interface ForwardOptions {
 export function forwardedHeaders(raw: readonly string[], { viaToken, host, keep = NOTHING }: ForwardOptions): string[] {
   const named = connectionNamed(raw);
   const out: string[] = host === undefined ? [] : ['Host', host];
-  let sawVia = false;
+  // Several Via lines are one list in the order of the proxies (RFC 9110 §7.6.3): our entry joins the
+  // last one, so it ends the list.
+  let lastVia = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if ((ALWAYS_HOP_BY_HOP.has(lower) || named?.has(lower)) && !keep.has(lower)) continue;
     if (host !== undefined && lower === 'host') continue;
-    if (lower === 'via' && !sawVia) {
-      sawVia = true;
-      out.push(name, `${raw[i + 1]}, 1.1 ${viaToken}`);
-      continue;
-    }
+    if (lower === 'via') lastVia = out.length + 1;
     out.push(name, raw[i + 1]!);
   }
-  if (!sawVia) out.push('Via', `1.1 ${viaToken}`);
+  if (lastVia < 0) out.push('Via', `1.1 ${viaToken}`);
+  else out[lastVia] = `${out[lastVia]}, 1.1 ${viaToken}`;
   return out;
 }
 

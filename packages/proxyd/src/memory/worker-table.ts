@@ -8,7 +8,8 @@
  * 20 ms repeating timer (in C++, no JS runs) and records the time between two firings — the 20 ms
  * interval itself plus the lateness. Measured on Node 24.21, idle loop: p50 20.1 ms, p99 20.2–22.9 ms;
  * a loop blocked 500 ms: one sample of ~520 ms. So the table stores p99 minus the resolution (clamped
- * at 0): an idle thread reads ~0.1–3 ms, a blocked one the time it was blocked. (A fraction such as
+ * at 0): an idle thread reads ~0.1–3 ms (7–15 ms on this shared 2-core host at load 19: a thread
+ * waiting for a CPU is late too), a blocked one the time it was blocked. (A fraction such as
  * performance.eventLoopUtilization() would say how busy, not how late: a thread 100% busy with many
  * short callbacks serves promptly, one 300 ms callback does not; delay is what a client waits.)
  *

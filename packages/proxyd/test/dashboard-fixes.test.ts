@@ -98,10 +98,6 @@ async function axisLabels(page: Page, chart: string): Promise<{ y: Label[]; x: L
   return { y: frame.filter((l) => l.align === 'right'), x: frame.filter((l) => l.align === 'center') };
 }
 
-function dashboard(): Dashboard {
-  return (window as unknown as { proxydDashboard: Dashboard }).proxydDashboard;
-}
-
 t.test('a page load has no console error and no failed request (no /favicon.ico 404)', { skip }, async (t) => {
   const { admin } = await startProxyAndAdmin(t);
   const { page, problems } = await openDashboard(t, admin);

@@ -1,7 +1,8 @@
 /**
  * The admin server, on the primary thread, beside the proxy (never in its path): the dashboard at /,
- * /metrics for Prometheus, /api/stats (JSON) and /api/events (Server-Sent Events, once a second),
- * /healthz and /readyz. Loopback by default; a non-loopback address is refused unless proxy
+ * /metrics for Prometheus, /api/stats (JSON) and /api/events (Server-Sent Events, once a second; the
+ * first message also carries the last minute of chart points, kept here one a second), /healthz and
+ * /readyz. Loopback by default; a non-loopback address is refused unless proxy
  * authentication is on, and then every request must log in with the same users (Basic). It sees the
  * proxy only through a read-only view (proxy-view.ts). Logins are checked through a cache of verified
  * credentials with a failure throttle, as the serving threads do: this is the thread that accepts
@@ -15,15 +16,21 @@ import { isLoopbackHost } from '../policy/address-rules.ts';
 import { CredentialCache } from '../policy/credential-cache.ts';
 import type { ProxyView } from './proxy-view.ts';
 import { createMetrics } from './metrics.ts';
-import { snapshot } from './snapshot.ts';
+import { chartPoint, snapshot, type ChartPoint } from './snapshot.ts';
+import { History } from './history.ts';
 
 const DASHBOARD_DIR = new URL('./dashboard/', import.meta.url);
 const UPLOT_DIR = new URL('./', import.meta.resolve('uplot'));
+/** Chart points kept, one a second: what a dashboard opened now draws first. */
+const HISTORY_SECONDS = 60;
 
 const ASSETS: Record<string, { file: URL; type: string }> = {
   '/': { file: new URL('index.html', DASHBOARD_DIR), type: 'text/html; charset=utf-8' },
   '/app.js': { file: new URL('app.js', DASHBOARD_DIR), type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: new URL('style.css', DASHBOARD_DIR), type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: new URL('favicon.svg', DASHBOARD_DIR), type: 'image/svg+xml' },
+  // Asked for by browsers on any page (/metrics too) whatever the page declares.
+  '/favicon.ico': { file: new URL('favicon.svg', DASHBOARD_DIR), type: 'image/svg+xml' },
   '/assets/uPlot.iife.min.js': { file: new URL('uPlot.iife.min.js', UPLOT_DIR), type: 'text/javascript; charset=utf-8' },
   '/assets/uPlot.min.css': { file: new URL('uPlot.min.css', UPLOT_DIR), type: 'text/css; charset=utf-8' },
 };
@@ -45,7 +52,11 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
   const logins = loopback ? undefined : new CredentialCache(proxy.users());
   const registry = createMetrics(proxy);
   const streams = new Set<http.ServerResponse>();
+  const history = new History<ChartPoint>(HISTORY_SECONDS);
+  // Once a second: a chart point for the history (kept whether or not a page is open, so that the first
+  // screen has one), and a snapshot to each open page.
   const tick = setInterval(() => {
+    history.push(chartPoint(proxy));
     if (streams.size === 0) return;
     const data = `data: ${JSON.stringify(snapshot(proxy))}\n\n`;
     for (const res of streams) res.write(data);
@@ -91,7 +102,7 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
     }
     if (path === '/api/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-      res.write(`retry: 2000\ndata: ${JSON.stringify(snapshot(proxy))}\n\n`);
+      res.write(`retry: 2000\ndata: ${JSON.stringify({ ...snapshot(proxy), history: history.toArray() })}\n\n`);
       streams.add(res);
       res.once('close', () => streams.delete(res));
       return;

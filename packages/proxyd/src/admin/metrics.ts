@@ -93,7 +93,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   });
   new client.Gauge({
     name: 'proxyd_event_loop_delay_p99_seconds',
-    help: 'Event-loop delay, 99th percentile over the last second, per thread',
+    help: 'Event-loop delay per thread: how late its timers fired (the sampling interval subtracted, ~0 when idle), 99th percentile over the last second',
     labelNames: ['thread'],
     registers: [registry],
     collect() {

@@ -29,3 +29,19 @@ export function snapshot(proxy: ProxyView) {
 }
 
 export type Snapshot = ReturnType<typeof snapshot>;
+
+/**
+ * What the charts need of a snapshot, in the same shape (time, stats.*, semaphore.*): one a second is
+ * kept for the last minute (history.ts) and sent to a dashboard when it connects. Counters, not rates:
+ * the page divides the difference of two consecutive points by their time apart.
+ */
+export function chartPoint(proxy: ProxyView) {
+  const { semaphore, stats } = proxy.shared;
+  return {
+    time: Date.now(),
+    stats: { requests: stats.get('requests'), allowed: stats.get('allowed'), blocked: stats.get('blocked'), bytesUp: stats.get('bytesUp'), bytesDown: stats.get('bytesDown') },
+    semaphore: { held: semaphore.held, waiting: semaphore.waiting, permits: semaphore.permits },
+  };
+}
+
+export type ChartPoint = ReturnType<typeof chartPoint>;

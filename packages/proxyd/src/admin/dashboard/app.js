@@ -1,22 +1,73 @@
 // The dashboard: one EventSource on /api/events (a snapshot a second, aggregated on the server), three
 // uPlot charts over the last five minutes, and a live picture of the semaphore, the mutexes and the log
-// ring. No per-request work in the browser: it draws what the server summed up.
+// ring. No per-request work in the browser: it draws what the server summed up. The first message of a
+// connection carries the server's last minute of chart points, so the first screen already has a
+// history and rates.
 'use strict';
 const HISTORY = 300;
+const MIN_TIME_SPAN_S = 60;
 const $ = (id) => document.getElementById(id);
 const fmtBytes = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${Math.round(n)} B`);
 const fmtNum = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n * 10) / 10));
+const RATE_UNITS = ['B/s', 'KB/s', 'MB/s', 'GB/s'];
+
+/** Bytes per second in units of 1000, up to three significant digits: 0 B/s, 1.23 KB/s, 12.5 MB/s. */
+function formatRate(bytesPerSecond) {
+  let value = Math.abs(bytesPerSecond);
+  let unit = 0;
+  while (value >= 1000 && unit < RATE_UNITS.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  let text = threeDigits(value);
+  if (text === '1000' && unit < RATE_UNITS.length - 1) {
+    text = '1'; // 999.9 KB/s rounds to 1 MB/s, not 1000 KB/s
+    unit++;
+  }
+  return `${bytesPerSecond < 0 ? '-' : ''}${text} ${RATE_UNITS[unit]}`;
+}
+
+function threeDigits(value) {
+  return String(Number(value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)));
+}
+
+/**
+ * A y axis as wide as its longest label (uPlot's recipe), at least uPlot's default 50 px (narrower, the
+ * time axis's first label, centred on its tick, would be cut instead): labels are never cut at the left.
+ */
+function axisWidth(u, values, axisIndex, cycle) {
+  const axis = u.axes[axisIndex];
+  if (cycle > 1) return axis._size; // uPlot re-asks while sizes settle: keep the first answer
+  const longest = (values ?? []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), '');
+  u.ctx.font = axis.font[0];
+  return Math.max(50, Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio) + 4);
+}
+
+/** The time axis spans at least a minute up to the last point: uPlot widens one point to 1000 days. */
+function timeRange(u) {
+  const t = u.data[0];
+  if (!t.length) return [null, null];
+  const last = t[t.length - 1];
+  return [Math.min(t[0], last - MIN_TIME_SPAN_S), last];
+}
 
 const series = { t: [], active: [], waiting: [], permits: [], allowed: [], blocked: [], up: [], down: [] };
+/** The last snapshot charted, and the rates between it and the one before (null until there are two). */
 let previous;
+let rates = { requests: null, allowed: null, blocked: null, bytesUp: null, bytesDown: null };
+let renders = 0;
 
-function chart(el, labels, colors, height = 180) {
+function chart(el, { labels, colors, format }, height = 180) {
+  const grid = { stroke: '#222a33' };
   const opts = {
     width: el.clientWidth || 400,
     height,
     legend: { live: false },
-    scales: { x: { time: true } },
-    axes: [{ stroke: '#8a96a3', grid: { stroke: '#222a33' } }, { stroke: '#8a96a3', grid: { stroke: '#222a33' } }],
+    scales: { x: { time: true, range: timeRange } },
+    axes: [
+      { stroke: '#8a96a3', grid },
+      { stroke: '#8a96a3', grid, size: axisWidth, ...(format && { values: (u, splits) => splits.map(format) }) },
+    ],
     series: [{}, ...labels.map((label, i) => ({ label, stroke: colors[i], width: 2, fill: `${colors[i]}22` }))],
   };
   const u = new uPlot(opts, [[], ...labels.map(() => [])], el);
@@ -25,9 +76,9 @@ function chart(el, labels, colors, height = 180) {
 }
 
 const charts = {
-  clients: chart($('chart-clients'), ['active', 'waiting', 'permits'], ['#4fb3ff', '#ffb347', '#6b7785']),
-  requests: chart($('chart-requests'), ['allowed/s', 'blocked/s'], ['#6bd68a', '#ff6b6b']),
-  bytes: chart($('chart-bytes'), ['up B/s', 'down B/s'], ['#c792ea', '#4fb3ff']),
+  clients: chart($('chart-clients'), { labels: ['active', 'waiting', 'permits'], colors: ['#4fb3ff', '#ffb347', '#6b7785'] }),
+  requests: chart($('chart-requests'), { labels: ['allowed/s', 'blocked/s'], colors: ['#6bd68a', '#ff6b6b'], format: fmtNum }),
+  bytes: chart($('chart-bytes'), { labels: ['up', 'down'], colors: ['#c792ea', '#4fb3ff'], format: formatRate }),
 };
 
 function push(key, value) {
@@ -49,35 +100,58 @@ function rows(table, entries, empty) {
   );
 }
 
+/** One point on the charts: a snapshot of the server's 1 s tick (or a point of its history). */
+function chartPoint(s) {
+  const dt = previous ? (s.time - previous.time) / 1000 : 0;
+  const rate = (name) => (dt > 0 ? Math.max(0, (s.stats[name] - previous.stats[name]) / dt) : null);
+  rates = { requests: rate('requests'), allowed: rate('allowed'), blocked: rate('blocked'), bytesUp: rate('bytesUp'), bytesDown: rate('bytesDown') };
+  push('t', s.time / 1000);
+  push('active', s.semaphore.held);
+  push('waiting', s.semaphore.waiting);
+  push('permits', s.semaphore.permits);
+  push('allowed', rates.allowed);
+  push('blocked', rates.blocked);
+  push('up', rates.bytesUp);
+  push('down', rates.bytesDown);
+  previous = s;
+}
+
+/** A new connection's first message: the server's last minute replaces what was charted. */
+function seed(history) {
+  for (const key of Object.keys(series)) series[key].length = 0;
+  previous = undefined;
+  for (const point of history) chartPoint(point);
+}
+
+function onSnapshot(s) {
+  // The snapshot sent on connect is taken between two ticks: charted only when there is no history.
+  if (s.history) seed(s.history);
+  if (!s.history?.length) chartPoint(s);
+  charts.clients.setData([series.t, series.active, series.waiting, series.permits]);
+  charts.requests.setData([series.t, series.allowed, series.blocked]);
+  charts.bytes.setData([series.t, series.up, series.down]);
+  render(s);
+  renders++;
+}
+
+const orDash = (value, format) => (value === null ? '–' : format(value));
+
 function render(s) {
   const st = s.stats;
   const sem = s.semaphore;
-  const dt = previous ? (s.time - previous.time) / 1000 : 1;
-  const rate = (name) => (previous ? Math.max(0, (st[name] - previous.stats[name]) / dt) : 0);
-
   $('active').textContent = sem.held;
   $('permits').textContent = sem.permits;
   $('waiting').textContent = sem.waiting;
   $('max-waiting').textContent = sem.maxWaiting;
-  $('rps').textContent = fmtNum(rate('requests'));
+  $('rps').textContent = orDash(rates.requests, fmtNum);
   $('requests-total').textContent = fmtNum(st.requests);
   $('blocked-total').textContent = st.blocked;
-  $('bps').textContent = fmtNum(rate('blocked'));
-  $('rate').textContent = `${fmtBytes(rate('bytesUp'))}/s / ${fmtBytes(rate('bytesDown'))}/s`;
+  $('bps').textContent = orDash(rates.blocked, fmtNum);
+  $('rate').textContent = `${orDash(rates.bytesUp, formatRate)} / ${orDash(rates.bytesDown, formatRate)}`;
   $('tunnels').textContent = st.tunnels;
-  $('queue-timeouts').textContent = st.queueTimeouts + st.queueFull;
-
-  push('t', s.time / 1000);
-  push('active', sem.held);
-  push('waiting', sem.waiting);
-  push('permits', sem.permits);
-  push('allowed', rate('allowed'));
-  push('blocked', rate('blocked'));
-  push('up', rate('bytesUp'));
-  push('down', rate('bytesDown'));
-  charts.clients.setData([series.t, series.active, series.waiting, series.permits]);
-  charts.requests.setData([series.t, series.allowed, series.blocked]);
-  charts.bytes.setData([series.t, series.up, series.down]);
+  $('connects-total').textContent = fmtNum(st.methodConnect);
+  $('queue-timeouts').textContent = st.queueTimeouts;
+  $('queue-full').textContent = st.queueFull;
 
   // Permits: one box each (up to 128 drawn), held filled.
   const shown = Math.min(sem.permits, 128);
@@ -115,7 +189,6 @@ function render(s) {
   rows($('top-clients'), s.topClients, 'no clients yet');
   rows($('workers'), s.workers.map((w) => [w.threadId === 0 ? 'primary thread' : `worker thread ${w.threadId}`, `${w.connections} conn · ${w.loopDelayP99Ms.toFixed(1)} ms p99 loop delay`]), '–');
   $('recent').textContent = s.recent.slice(-20).join('\n');
-  previous = s;
 }
 
 function connect() {
@@ -124,12 +197,18 @@ function connect() {
     $('conn').textContent = 'live';
     $('conn').className = 'conn live';
   };
-  source.onmessage = (e) => render(JSON.parse(e.data));
+  source.onmessage = (e) => onSnapshot(JSON.parse(e.data));
   source.onerror = () => {
     $('conn').textContent = 'reconnecting…';
     $('conn').className = 'conn';
   };
 }
-// For tests and the curious: the data behind the charts.
-window.proxydDashboard = { series };
+// For tests and the curious: the data behind the charts, the rate format, how many snapshots were drawn.
+window.proxydDashboard = {
+  series,
+  formatRate,
+  get renders() {
+    return renders;
+  },
+};
 connect();

@@ -26,7 +26,7 @@ interface Point {
 
 t.test('the first message of /api/events carries the last seconds; later ones do not', async (t) => {
   const origin = await startOrigin();
-  const proxy = await startTestProxy({ workers: 1, admin: { host: '127.0.0.1', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 1, admin: { host: '127.0.0.1', port: 0 } });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();

@@ -83,7 +83,7 @@ async function openDashboard(t: Test, admin: AdminServer, path = '/'): Promise<{
 }
 
 async function startProxyAndAdmin(t: Test, options: Parameters<typeof startTestProxy>[0] = {}): Promise<{ proxy: TestProxy; admin: AdminServer }> {
-  const proxy = await startTestProxy({ workers: 1, admin: { host: '127.0.0.1', port: 0 }, ...options });
+  const proxy = await startTestProxy(t, { workers: 1, admin: { host: '127.0.0.1', port: 0 }, ...options });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();

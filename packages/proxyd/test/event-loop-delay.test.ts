@@ -41,7 +41,7 @@ function busy(ms: number): void {
 }
 
 t.test('idle threads read ~0 ms of event-loop delay; a blocked primary reads the time it was blocked', async (t) => {
-  const proxy = await startTestProxy({ workers: 2, admin: { host: '127.0.0.1', port: 0 } });
+  const proxy = await startTestProxy(t, { workers: 2, admin: { host: '127.0.0.1', port: 0 } });
   const admin = (await startAdminServer(proxy))!;
   t.teardown(async () => {
     await admin.close();
@@ -91,7 +91,7 @@ t.test('a block next to the 1 s publication is still counted', async (t) => {
   // tick ran before the delay timer had recorded it; and one that starts right after the reset, before
   // the delay timer's first firing (which only notes the time). Each kind twice, on the primary (this
   // thread), timed from the moment its row changes — the publication.
-  const proxy = await startTestProxy({ workers: 1 });
+  const proxy = await startTestProxy(t, { workers: 1 });
   t.teardown(() => proxy.close(500));
   const primary = () => proxy.shared.workers.rows()[0]!.loopDelayP99Ms;
   for (const [attempt, when] of (['before the tick', 'after the reset', 'before the tick', 'after the reset'] as const).entries()) {

@@ -13,8 +13,19 @@
  *            Each time we wake we exchange(2) again: if the old value was 0 the lock was free and is now
  *            ours (held in state 2, because we cannot know whether others still sleep; at worst that costs
  *            one unneeded notify later).
- * unlock():  Atomics.sub(word, 1). If the old value was 1 nobody waits: done, no system call. If it was 2,
- *            somebody may sleep: store 0 and wake exactly one sleeper with Atomics.notify(word, 1).
+ * unlock():  compareExchange(1 → 0). If that worked nobody waits: done, no system call. If it saw 2, somebody
+ *            may sleep: store 0 and wake exactly one sleeper with Atomics.notify(word, 1). No other thread
+ *            can move the word away from 2 while it is held (lockers only exchange 2 for 2), so the plain
+ *            store cannot overwrite anything. If it saw 0 the mutex was not locked: a bug in the caller,
+ *            and unlock() throws having written nothing.
+ *
+ * Why unlock() compares before it writes: Drepper's unlock is atomic_dec (here Atomics.sub), which is
+ * one instruction cheaper but, on a free mutex, stores −1 for a moment. A lock() that sees −1 takes the
+ * slow path, exchanges in 2 and may fall asleep just before the faulty unlock stores 0 back — without a
+ * notify, so it sleeps on a free mutex with nobody left to wake it. With compare-and-swap a misused
+ * unlock() sees 0, leaves the word alone and throws; the word only ever holds 0, 1 or 2. (A mutex keeps
+ * no owner, so an unlock() from a thread that does not hold a *locked* mutex cannot be told apart from
+ * the holder's: that misuse still releases the lock.)
  *
  * Why no wake-up is ever lost: a sleeper passes "2" as the expected value to Atomics.wait, and the wait
  * atomically re-checks the word before sleeping. If unlock stored 0 between our exchange and our wait, the
@@ -82,15 +93,14 @@ export class Mutex {
     }
   }
 
-  /** Release the lock. Unlocking a free mutex is a bug in the caller and throws. */
+  /** Release the lock. Unlocking a free mutex is a bug in the caller: it throws and changes nothing. */
   unlock(): void {
-    const before = Atomics.sub(this.#words, STATE, 1);
-    if (before === LOCKED) return; // nobody waits: no system call
-    if (before === FREE) {
-      Atomics.store(this.#words, STATE, FREE);
-      throw new Error('Mutex.unlock(): the mutex is not locked');
-    }
-    // before === CONTENDED: hand the lock back to FREE and wake one sleeper, who will retake it.
+    // LOCKED → FREE in one step, and the CAS tells us what was there without writing anything else.
+    const seen = Atomics.compareExchange(this.#words, STATE, LOCKED, FREE);
+    if (seen === LOCKED) return; // nobody waits: no system call
+    if (seen === FREE) throw new Error('Mutex.unlock(): the mutex is not locked'); // nothing was written
+    // seen === CONTENDED, and it stays 2 until we write (lockers only exchange 2 for 2 while it is held):
+    // hand the lock back to FREE, then wake one sleeper, who will retake it with exchange(2).
     Atomics.store(this.#words, STATE, FREE);
     Atomics.notify(this.#words, STATE, 1);
   }

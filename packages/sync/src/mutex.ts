@@ -37,7 +37,7 @@
  *
  * The word after the lock counts how often lock() found the mutex taken (contention), for the dashboard.
  */
-import { waitAsyncUntilChanged } from './wait.ts';
+import { waitAsyncUntil } from './wait.ts';
 
 const FREE = 0;
 const LOCKED = 1;
@@ -88,7 +88,9 @@ export class Mutex {
     Atomics.add(this.#words, CONTENTION, 1);
     if (seen !== CONTENDED) seen = Atomics.exchange(this.#words, STATE, CONTENDED);
     while (seen !== FREE) {
-      await waitAsyncUntilChanged(this.#words, STATE, CONTENDED);
+      // Resolves on a notify, or at once ('not-equal') if an unlock stored 0 since our exchange. No
+      // deadline, so no timer: a thread that awaits the lock keeps itself alive by other means.
+      await waitAsyncUntil(this.#words, STATE, CONTENDED);
       seen = Atomics.exchange(this.#words, STATE, CONTENDED);
     }
   }

@@ -35,7 +35,7 @@
  * live ticket waits (so newcomers never pass the queue); releasing with nothing held throws.
  */
 import { Mutex } from './mutex.ts';
-import { abortError, remainingMs } from './wait.ts';
+import { abortError, deadlineIn, remainingMs, waitAsyncUntil } from './wait.ts';
 
 // Header word indexes (after the mutex's two words).
 const PERMITS = 2;
@@ -126,7 +126,7 @@ export class Semaphore {
   acquire(timeoutMs: number = Infinity): AcquireResult {
     const entry = this.#enqueue();
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
-    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
     const waiting = tag(entry.ticket, WAITING_STATE);
     for (;;) {
       if (Atomics.load(this.#words, entry.slot) !== waiting) return 'acquired';
@@ -148,41 +148,25 @@ export class Semaphore {
     if (signal?.aborted) throw abortError(signal);
     const entry = this.#enqueue();
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
-    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
 
-    let onAbort = (): void => {};
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => resolve('aborted');
-    });
-    signal?.addEventListener('abort', onAbort, { once: true });
     const waiting = tag(entry.ticket, WAITING_STATE);
-    try {
-      for (;;) {
-        if (Atomics.load(this.#words, entry.slot) !== waiting) {
-          if (!signal?.aborted) return 'acquired';
-          this.release(); // admitted in the same instant as the abort: give the permit straight back
-          throw abortError(signal);
-        }
-        const left = remainingMs(deadline);
-        if (left === 0 || signal?.aborted) {
-          if (this.#cancel(entry)) {
-            if (signal?.aborted) throw abortError(signal);
-            return 'timed-out';
-          }
-          continue;
-        }
-        const wait = Atomics.waitAsync(this.#words, entry.slot, waiting, left);
-        if (!wait.async) continue;
-        // A pending Atomics.waitAsync does not keep the event loop alive, so a wait with a deadline also
-        // holds a timer: the process stays up to see the timeout. A timer can fire a little before
-        // performance.now() reaches the deadline; then we go round again with a fresh timer.
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = left === Infinity ? undefined : new Promise<void>((r) => (timer = setTimeout(r, Math.ceil(left) + 1)));
-        await Promise.race(timedOut ? [wait.value, aborted, timedOut] : [wait.value, aborted]);
-        clearTimeout(timer);
+    for (;;) {
+      if (Atomics.load(this.#words, entry.slot) !== waiting) {
+        if (!signal?.aborted) return 'acquired';
+        this.release(); // admitted in the same instant as the abort: give the permit straight back
+        throw abortError(signal);
       }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
+      if (remainingMs(deadline) === 0 || signal?.aborted) {
+        if (this.#cancel(entry)) {
+          if (signal?.aborted) throw abortError(signal);
+          return 'timed-out';
+        }
+        continue; // admission won the race: the permit is ours
+      }
+      // Sleeps while our slot still says "t: WAITING", holding a timer until the deadline so that the
+      // thread lives to see it. Whatever woke us, the loop re-reads the slot, the clock and the signal.
+      await waitAsyncUntil(this.#words, entry.slot, waiting, { deadline, signal });
     }
   }
 

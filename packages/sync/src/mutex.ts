@@ -15,12 +15,12 @@
  *            one unneeded notify later).
  * unlock():  compareExchange(1 → 0). If that worked nobody waits: done, no system call. If it saw 2, somebody
  *            may sleep: store 0 and wake exactly one sleeper with Atomics.notify(word, 1). No other thread
- *            can move the word away from 2 while it is held (lockers only exchange 2 for 2), so the plain
- *            store cannot overwrite anything. If it saw 0 the mutex was not locked: a bug in the caller,
- *            and unlock() throws having written nothing.
+ *            can move the word away from 2 while it is held (lockers only exchange 2 for 2), so a store
+ *            without a CAS cannot overwrite anything. If it saw 0 the mutex was not locked: a bug in the
+ *            caller, and unlock() throws having written nothing.
  *
- * Why unlock() compares before it writes: Drepper's unlock is atomic_dec (here Atomics.sub), which is
- * one instruction cheaper but, on a free mutex, stores −1 for a moment. A lock() that sees −1 takes the
+ * Why unlock() compares before it writes: Drepper's unlock is atomic_dec (here Atomics.sub), one atomic
+ * instruction like the CAS, but on a free mutex it stores −1 for a moment. A lock() that sees −1 takes the
  * slow path, exchanges in 2 and may fall asleep just before the faulty unlock stores 0 back — without a
  * notify, so it sleeps on a free mutex with nobody left to wake it. With compare-and-swap a misused
  * unlock() sees 0, leaves the word alone and throws; the word only ever holds 0, 1 or 2. (A mutex keeps
@@ -31,9 +31,10 @@
  * atomically re-checks the word before sleeping. If unlock stored 0 between our exchange and our wait, the
  * wait returns "not-equal" at once and we loop to exchange again.
  *
- * lockAsync() is the same algorithm with Atomics.waitAsync, for threads that run an event loop and must
- * not block it. A mutex whose critical section is a bounded copy (a log record into the ring) may be taken
- * with the blocking lock() from any thread: the slow path waits microseconds. That is the futex bargain.
+ * lockAsync() is the same algorithm with Atomics.waitAsync (through waitAsyncUntil, wait.ts), for threads
+ * that run an event loop and must not block it. A mutex whose critical section is a bounded copy (a log
+ * record into the ring) may be taken with the blocking lock() from any thread: the slow path waits
+ * microseconds. That is the futex bargain.
  *
  * The word after the lock counts how often lock() found the mutex taken (contention), for the dashboard.
  */

@@ -34,8 +34,8 @@
  *
  * Who touches which word, and how:
  *
- *   permits, maxWaiting, slotMask   written once by create(), before the buffer can reach another thread
- *                                   (postMessage orders it); read anywhere, never changed.
+ *   permits, maxWaiting, slotMask   written once by create(), before the buffer is handed to another
+ *                                   thread; read anywhere, never changed.
  *   free, nextTicket, nowServing    change only under the mutex: release() and #cancel() (through
  *                                   #admitFromHead), #enqueue(), tryAcquire(). Under the mutex they are
  *                                   read plainly: the mutex's own Atomics order every earlier change before
@@ -62,23 +62,23 @@
  *
  * Ticket wrap-around, and why the 30-bit tag is free of ABA. Tickets are Int32 and every step is `| 0`:
  * nextTicket runs 2^31 − 1 → −2^31 and on. Nothing minds: the slot index `ticket & slotMask` continues
- * across the wrap because 2^32 is a multiple of the slot count; the queue length (nextTicket − nowServing)
- * | 0 is exact because it is at most the slot count (≤ 2^24, far below 2^31). The tag `(ticket << 2) |
- * state` keeps only the ticket's low 30 bits, so tickets t and t + 2^30 have the same tag, and — 2^30
- * being a multiple of the slot count — the same slot. The queue itself never holds both: live and
- * cancelled tickets fit in the slots (#enqueue refuses beyond that), so slot t mod size is reused by
- * ticket t + size only after t has left the queue. The danger is a waiter that has left without yet
- * looking: ticket t is admitted (or skipped) while its thread sleeps, and before that thread reads its
- * slot again, tickets keep being issued. The slot shows t + size, t + 2·size, … — all different from
- * "t: WAITING" — until ticket t + 2^30 is issued; if that happened before t's thread looked, t would
- * read "t: WAITING" again, keep waiting on a permit it already holds, and could even "cancel" ticket
- * t + 2^30. So the bound: at most 2^30 − 1 tickets (1,073,741,823) may be issued after ticket t before
- * t's waiter next reads its slot. The gap it must bridge is one wake-up: microseconds, or a few
- * milliseconds on a busy machine. Tickets are issued only to arrivals that must wait; even at a million
- * a second (more than four times this package's contended benchmark, bench-sync.ts) 2^30 takes 18
- * minutes, and at a proxy's 10,000 queued connections a second 30 hours — while every other thread
- * keeps running and one admitted thread does not get scheduled at all. The create option `firstTicket`
- * starts the counter anywhere, so that tests (semaphore-wrap.test.ts) run the queue across both wraps.
+ * across the wrap because 2^32 is a multiple of the slot count; the queue length
+ * `(nextTicket − nowServing) | 0` is exact because it is at most the slot count (≤ 2^24, far below 2^31).
+ * The tag `(ticket << 2) | state` keeps only the ticket's low 30 bits, so tickets t and t + 2^30 have the
+ * same tag, and — 2^30 being a multiple of the slot count — the same slot. The queue itself never holds
+ * both: live and cancelled tickets fit in the slots (#enqueue refuses beyond that), so slot t mod size is
+ * reused by ticket t + size only after t has left the queue. The danger is a waiter that has left without
+ * yet looking: ticket t is admitted while its thread sleeps (a waiter that cancels has looked), and before
+ * that thread reads its slot again, tickets keep being issued. The slot shows t + size, t + 2·size, … —
+ * all different from "t: WAITING" — until ticket t + 2^30 is issued; if that happened before t's thread
+ * looked, t would read "t: WAITING" again, keep waiting on a permit it already holds, and could even
+ * "cancel" ticket t + 2^30. So the bound: at most 2^30 − 1 tickets (1,073,741,823) may be issued after
+ * ticket t before t's waiter next reads its slot. The gap it must bridge is one wake-up: microseconds, or
+ * a few milliseconds on a busy machine. Tickets are issued only to arrivals that must wait; even at a
+ * million a second (more than four times this package's contended benchmark, bench-sync.ts) 2^30 takes 18
+ * minutes, and at a proxy's 10,000 queued connections a second 30 hours — while every other thread keeps
+ * running and one admitted thread does not get scheduled at all. The create option `firstTicket` starts
+ * the counter anywhere, so that tests (semaphore-wrap.test.ts) run the queue across both wraps.
  *
  * Invariants, kept under the mutex: 0 ≤ free ≤ permits; held = permits − free; free > 0 only when no
  * live ticket waits (so newcomers never pass the queue); releasing with nothing held throws.

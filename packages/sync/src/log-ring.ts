@@ -36,6 +36,7 @@
  * Measured on the proxy's hot path: the per-record notify was 4% of a serving thread's time.
  */
 import { Mutex } from './mutex.ts';
+import { deadlineIn, waitAsyncUntil } from './wait.ts';
 
 const WRITE_SEQ = 2;
 const READ_SEQ = 3;
@@ -163,14 +164,10 @@ export class LogRing {
     try {
       const writeSeq = Atomics.load(words, WRITE_SEQ);
       if (writeSeq !== Atomics.load(words, READ_SEQ)) return;
-      const wait = Atomics.waitAsync(words, WRITE_SEQ, writeSeq, timeoutMs);
-      if (!wait.async) return;
-      if (timeoutMs === Infinity) return void (await wait.value); // the caller keeps the thread alive
-      // A pending waitAsync is no event-loop handle: hold a timer so the thread lives to see the timeout.
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-      await Promise.race([wait.value, timedOut]);
-      clearTimeout(timer);
+      // The helper compares writeSeq synchronously, before its first await: after our `asleep` store, as
+      // the handshake needs. With a timeout it holds a timer, so the thread lives to see the timeout;
+      // with none it holds nothing (the logger keeps its thread alive).
+      await waitAsyncUntil(words, WRITE_SEQ, writeSeq, { deadline: deadlineIn(timeoutMs) });
     } finally {
       Atomics.store(words, ASLEEP, 0);
     }

@@ -13,20 +13,32 @@
  *            Each time we wake we exchange(2) again: if the old value was 0 the lock was free and is now
  *            ours (held in state 2, because we cannot know whether others still sleep; at worst that costs
  *            one unneeded notify later).
- * unlock():  Atomics.sub(word, 1). If the old value was 1 nobody waits: done, no system call. If it was 2,
- *            somebody may sleep: store 0 and wake exactly one sleeper with Atomics.notify(word, 1).
+ * unlock():  compareExchange(1 → 0). If that worked nobody waits: done, no system call. If it saw 2, somebody
+ *            may sleep: store 0 and wake exactly one sleeper with Atomics.notify(word, 1). No other thread
+ *            can move the word away from 2 while it is held (lockers only exchange 2 for 2), so a store
+ *            without a CAS cannot overwrite anything. If it saw 0 the mutex was not locked: a bug in the
+ *            caller, and unlock() throws having written nothing.
+ *
+ * Why unlock() compares before it writes: Drepper's unlock is atomic_dec (here Atomics.sub), one atomic
+ * instruction like the CAS, but on a free mutex it stores −1 for a moment. A lock() that sees −1 takes the
+ * slow path, exchanges in 2 and may fall asleep just before the faulty unlock stores 0 back — without a
+ * notify, so it sleeps on a free mutex with nobody left to wake it. With compare-and-swap a misused
+ * unlock() sees 0, leaves the word alone and throws; the word only ever holds 0, 1 or 2. (A mutex keeps
+ * no owner, so an unlock() from a thread that does not hold a *locked* mutex cannot be told apart from
+ * the holder's: that misuse still releases the lock.)
  *
  * Why no wake-up is ever lost: a sleeper passes "2" as the expected value to Atomics.wait, and the wait
  * atomically re-checks the word before sleeping. If unlock stored 0 between our exchange and our wait, the
  * wait returns "not-equal" at once and we loop to exchange again.
  *
- * lockAsync() is the same algorithm with Atomics.waitAsync, for threads that run an event loop and must
- * not block it. A mutex whose critical section is a bounded copy (a log record into the ring) may be taken
- * with the blocking lock() from any thread: the slow path waits microseconds. That is the futex bargain.
+ * lockAsync() is the same algorithm with Atomics.waitAsync (through waitAsyncUntil, wait.ts), for threads
+ * that run an event loop and must not block it. A mutex whose critical section is a bounded copy (a log
+ * record into the ring) may be taken with the blocking lock() from any thread: the slow path waits
+ * microseconds. That is the futex bargain.
  *
  * The word after the lock counts how often lock() found the mutex taken (contention), for the dashboard.
  */
-import { waitAsyncUntilChanged } from './wait.ts';
+import { waitAsyncUntil } from './wait.ts';
 
 const FREE = 0;
 const LOCKED = 1;
@@ -77,20 +89,21 @@ export class Mutex {
     Atomics.add(this.#words, CONTENTION, 1);
     if (seen !== CONTENDED) seen = Atomics.exchange(this.#words, STATE, CONTENDED);
     while (seen !== FREE) {
-      await waitAsyncUntilChanged(this.#words, STATE, CONTENDED);
+      // Resolves on a notify, or at once ('not-equal') if an unlock stored 0 since our exchange. No
+      // deadline, so no timer: a thread that awaits the lock keeps itself alive by other means.
+      await waitAsyncUntil(this.#words, STATE, CONTENDED);
       seen = Atomics.exchange(this.#words, STATE, CONTENDED);
     }
   }
 
-  /** Release the lock. Unlocking a free mutex is a bug in the caller and throws. */
+  /** Release the lock. Unlocking a free mutex is a bug in the caller: it throws and changes nothing. */
   unlock(): void {
-    const before = Atomics.sub(this.#words, STATE, 1);
-    if (before === LOCKED) return; // nobody waits: no system call
-    if (before === FREE) {
-      Atomics.store(this.#words, STATE, FREE);
-      throw new Error('Mutex.unlock(): the mutex is not locked');
-    }
-    // before === CONTENDED: hand the lock back to FREE and wake one sleeper, who will retake it.
+    // LOCKED → FREE in one step, and the CAS tells us what was there without writing anything else.
+    const seen = Atomics.compareExchange(this.#words, STATE, LOCKED, FREE);
+    if (seen === LOCKED) return; // nobody waits: no system call
+    if (seen === FREE) throw new Error('Mutex.unlock(): the mutex is not locked'); // nothing was written
+    // seen === CONTENDED, and it stays 2 until we write (lockers only exchange 2 for 2 while it is held):
+    // hand the lock back to FREE, then wake one sleeper, who will retake it with exchange(2).
     Atomics.store(this.#words, STATE, FREE);
     Atomics.notify(this.#words, STATE, 1);
   }

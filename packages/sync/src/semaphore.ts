@@ -29,13 +29,62 @@
  * The counters (free, nextTicket, nowServing) change together, so they are changed under a Mutex; the
  * critical sections are a few word updates, bounded, so taking it with the blocking lock() is fine from
  * any thread (see mutex.ts). The waiting itself is on the slot, never under the mutex: Atomics.wait
- * (blocking, for threads that may block) or Atomics.waitAsync (for threads with an event loop).
+ * (blocking, for threads that may block) or Atomics.waitAsync (for threads with an event loop, through
+ * waitAsyncUntil in wait.ts, which holds a timer until the deadline so that the thread lives to see it).
+ *
+ * Who touches which word, and how:
+ *
+ *   permits, maxWaiting, slotMask   written once by create(), before the buffer is handed to another
+ *                                   thread; read anywhere, never changed.
+ *   free, nextTicket, nowServing    change only under the mutex: release() and #cancel() (through
+ *                                   #admitFromHead), #enqueue(), tryAcquire(). Under the mutex they are
+ *                                   read plainly: the mutex's own Atomics order every earlier change before
+ *                                   them. They are still *written* with Atomics, because the getters read
+ *                                   them without the mutex (free, held, tickets) and a read outside the
+ *                                   mutex must race only with atomic writes. Each getter reads each word
+ *                                   whole, as it was at some instant, but two words (or two getters) are
+ *                                   not one picture: held = permits − free is exact only when nothing moves.
+ *                                   Getters are display snapshots; nothing decides anything from them.
+ *   waiting                         +1 under the mutex when a ticket is issued, −1 under the mutex when
+ *                                   admission wins a slot, and −1 *outside* it by #cancel() right after the
+ *                                   waiter wins its own slot. Always Atomics.add/sub/load, also under the
+ *                                   mutex. Between a cancel's CAS and its decrement it counts one waiter
+ *                                   that has left, so #enqueue() may answer 'queue-full' a moment early —
+ *                                   never late: the queue never holds more than maxWaiting live waiters.
+ *   admittedTotal                   Atomics.add under the mutex, Atomics.load anywhere (a statistic).
+ *   slot words                      written by #enqueue() (store "t: WAITING") and #admitFromHead() (CAS
+ *                                   WAITING → ADMITTED), both under the mutex; CAS'd WAITING → CANCELLED by
+ *                                   the waiter in #cancel() and read by the waiter (load, Atomics.wait's
+ *                                   compare), both outside it. Always through Atomics. The CAS is what
+ *                                   makes the race between admission and cancellation safe without the
+ *                                   waiter taking the mutex first: exactly one of the two CASes finds
+ *                                   "t: WAITING".
+ *
+ * Ticket wrap-around, and why the 30-bit tag is free of ABA. Tickets are Int32 and every step is `| 0`:
+ * nextTicket runs 2^31 − 1 → −2^31 and on. Nothing minds: the slot index `ticket & slotMask` continues
+ * across the wrap because 2^32 is a multiple of the slot count; the queue length
+ * `(nextTicket − nowServing) | 0` is exact because it is at most the slot count (≤ 2^24, far below 2^31).
+ * The tag `(ticket << 2) | state` keeps only the ticket's low 30 bits, so tickets t and t + 2^30 have the
+ * same tag, and — 2^30 being a multiple of the slot count — the same slot. The queue itself never holds
+ * both: live and cancelled tickets fit in the slots (#enqueue refuses beyond that), so slot t mod size is
+ * reused by ticket t + size only after t has left the queue. The danger is a waiter that has left without
+ * yet looking: ticket t is admitted while its thread sleeps (a waiter that cancels has looked), and before
+ * that thread reads its slot again, tickets keep being issued. The slot shows t + size, t + 2·size, … —
+ * all different from "t: WAITING" — until ticket t + 2^30 is issued; if that happened before t's thread
+ * looked, t would read "t: WAITING" again, keep waiting on a permit it already holds, and could even
+ * "cancel" ticket t + 2^30. So the bound: at most 2^30 − 1 tickets (1,073,741,823) may be issued after
+ * ticket t before t's waiter next reads its slot. The gap it must bridge is one wake-up: microseconds, or
+ * a few milliseconds on a busy machine. Tickets are issued only to arrivals that must wait; even at a
+ * million a second (more than four times this package's contended benchmark, bench-sync.ts) 2^30 takes 18
+ * minutes, and at a proxy's 10,000 queued connections a second 30 hours — while every other thread keeps
+ * running and one admitted thread does not get scheduled at all. The create option `firstTicket` starts
+ * the counter anywhere, so that tests (semaphore-wrap.test.ts) run the queue across both wraps.
  *
  * Invariants, kept under the mutex: 0 ≤ free ≤ permits; held = permits − free; free > 0 only when no
  * live ticket waits (so newcomers never pass the queue); releasing with nothing held throws.
  */
 import { Mutex } from './mutex.ts';
-import { abortError, remainingMs } from './wait.ts';
+import { abortError, deadlineIn, remainingMs, waitAsyncUntil } from './wait.ts';
 
 // Header word indexes (after the mutex's two words).
 const PERMITS = 2;
@@ -66,6 +115,11 @@ export interface SemaphoreOptions {
   permits: number;
   /** How many may wait in the queue at once; more are refused with 'queue-full'. Default 1024. */
   maxWaiting?: number;
+  /**
+   * Where the ticket counter starts: any Int32, default 0. For tests and demos of the wrap-around — start
+   * at 2 ** 31 - 10 and the counter wraps to −2^31 (and the 30-bit slot tag to 0) after ten tickets.
+   */
+  firstTicket?: number;
 }
 
 export interface AcquireOptions {
@@ -84,12 +138,15 @@ export class Semaphore {
   readonly #mutex: Mutex;
 
   /** Create a semaphore in a new SharedArrayBuffer. */
-  static create({ permits, maxWaiting = 1024 }: SemaphoreOptions): Semaphore {
+  static create({ permits, maxWaiting = 1024, firstTicket = 0 }: SemaphoreOptions): Semaphore {
     if (!Number.isInteger(permits) || permits < 1 || permits > 0x3fffffff) {
       throw new RangeError(`Semaphore permits must be an integer ≥ 1, got ${permits}`);
     }
     if (!Number.isInteger(maxWaiting) || maxWaiting < 0 || maxWaiting > 1 << 24) {
       throw new RangeError(`Semaphore maxWaiting must be an integer from 0 to ${1 << 24}, got ${maxWaiting}`);
+    }
+    if (!Number.isInteger(firstTicket) || firstTicket !== (firstTicket | 0)) {
+      throw new RangeError(`Semaphore firstTicket must be an Int32 (from -2^31 to 2^31 - 1), got ${firstTicket}`);
     }
     // Slots are indexed by ticket modulo a power of two, so Int32 ticket wrap-around maps consistently.
     let slots = 1;
@@ -100,6 +157,8 @@ export class Semaphore {
     words[FREE] = permits;
     words[MAX_WAITING] = maxWaiting;
     words[SLOT_MASK] = slots - 1;
+    words[NEXT_TICKET] = firstTicket; // the queue is empty: nowServing = nextTicket
+    words[NOW_SERVING] = firstTicket;
     return new Semaphore(buffer);
   }
 
@@ -126,7 +185,7 @@ export class Semaphore {
   acquire(timeoutMs: number = Infinity): AcquireResult {
     const entry = this.#enqueue();
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
-    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
     const waiting = tag(entry.ticket, WAITING_STATE);
     for (;;) {
       if (Atomics.load(this.#words, entry.slot) !== waiting) return 'acquired';
@@ -148,41 +207,25 @@ export class Semaphore {
     if (signal?.aborted) throw abortError(signal);
     const entry = this.#enqueue();
     if (entry.kind !== 'ticket') return entry.kind === 'admitted' ? 'acquired' : 'queue-full';
-    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
 
-    let onAbort = (): void => {};
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => resolve('aborted');
-    });
-    signal?.addEventListener('abort', onAbort, { once: true });
     const waiting = tag(entry.ticket, WAITING_STATE);
-    try {
-      for (;;) {
-        if (Atomics.load(this.#words, entry.slot) !== waiting) {
-          if (!signal?.aborted) return 'acquired';
-          this.release(); // admitted in the same instant as the abort: give the permit straight back
-          throw abortError(signal);
-        }
-        const left = remainingMs(deadline);
-        if (left === 0 || signal?.aborted) {
-          if (this.#cancel(entry)) {
-            if (signal?.aborted) throw abortError(signal);
-            return 'timed-out';
-          }
-          continue;
-        }
-        const wait = Atomics.waitAsync(this.#words, entry.slot, waiting, left);
-        if (!wait.async) continue;
-        // A pending Atomics.waitAsync does not keep the event loop alive, so a wait with a deadline also
-        // holds a timer: the process stays up to see the timeout. A timer can fire a little before
-        // performance.now() reaches the deadline; then we go round again with a fresh timer.
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = left === Infinity ? undefined : new Promise<void>((r) => (timer = setTimeout(r, Math.ceil(left) + 1)));
-        await Promise.race(timedOut ? [wait.value, aborted, timedOut] : [wait.value, aborted]);
-        clearTimeout(timer);
+    for (;;) {
+      if (Atomics.load(this.#words, entry.slot) !== waiting) {
+        if (!signal?.aborted) return 'acquired';
+        this.release(); // admitted in the same instant as the abort: give the permit straight back
+        throw abortError(signal);
       }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
+      if (remainingMs(deadline) === 0 || signal?.aborted) {
+        if (this.#cancel(entry)) {
+          if (signal?.aborted) throw abortError(signal);
+          return 'timed-out';
+        }
+        continue; // admission won the race: the permit is ours
+      }
+      // Sleeps while our slot still says "t: WAITING", holding a timer until the deadline so that the
+      // thread lives to see it. Whatever woke us, the loop re-reads the slot, the clock and the signal.
+      await waitAsyncUntil(this.#words, entry.slot, waiting, { deadline, signal });
     }
   }
 
@@ -194,7 +237,7 @@ export class Semaphore {
       if (words[FREE]! >= words[PERMITS]!) {
         throw new Error(`Semaphore.release(): no permit is held (all ${words[PERMITS]} are free)`);
       }
-      words[FREE]!++;
+      Atomics.add(words, FREE, 1); // changes only under the mutex; atomic for the getters' sake
       this.#admitFromHead();
     } finally {
       this.#mutex.unlock();
@@ -241,7 +284,7 @@ export class Semaphore {
   }
 
   #takeFreePermit(): void {
-    this.#words[FREE]!--;
+    Atomics.sub(this.#words, FREE, 1);
     Atomics.add(this.#words, ADMITTED_TOTAL, 1);
   }
 
@@ -256,10 +299,13 @@ export class Semaphore {
       }
       const ticket = words[NEXT_TICKET]!;
       const queued = (ticket - words[NOW_SERVING]!) | 0; // live and cancelled tickets not yet passed
-      if (words[WAITING]! >= words[MAX_WAITING]! || queued > words[SLOT_MASK]!) return { kind: 'queue-full' };
+      // `waiting` may be one high for a moment (a cancel between its CAS and its decrement): early, not late.
+      if (Atomics.load(words, WAITING) >= words[MAX_WAITING]! || queued > words[SLOT_MASK]!) return { kind: 'queue-full' };
       const slot = HEADER_WORDS + (ticket & words[SLOT_MASK]!);
+      // The slot last held ticket − size, which has left the queue (queued ≤ slotMask above), and whose
+      // waiter is assumed to have looked since (the 2^30-ticket bound at the top of the file).
       Atomics.store(words, slot, tag(ticket, WAITING_STATE));
-      words[NEXT_TICKET] = (ticket + 1) | 0;
+      Atomics.store(words, NEXT_TICKET, (ticket + 1) | 0); // Int32 wrap-around is fine: see the top of the file
       Atomics.add(words, WAITING, 1);
       return { kind: 'ticket', slot, ticket };
     } finally {
@@ -274,15 +320,21 @@ export class Semaphore {
       const head = words[NOW_SERVING]!;
       const slot = HEADER_WORDS + (head & words[SLOT_MASK]!);
       if (Atomics.load(words, slot) === tag(head, CANCELLED)) {
-        words[NOW_SERVING] = (head + 1) | 0;
+        Atomics.store(words, NOW_SERVING, (head + 1) | 0);
         Atomics.notify(words, slot); // wake a leftover async wait of the waiter that left
         continue;
       }
       if (words[FREE]! === 0) return;
       // The waiter may be cancelling right now; exactly one CAS wins. If it cancelled, loop to skip it.
       const waiting = tag(head, WAITING_STATE);
-      if (Atomics.compareExchange(words, slot, waiting, tag(head, ADMITTED)) !== waiting) continue;
-      words[NOW_SERVING] = (head + 1) | 0;
+      const seen = Atomics.compareExchange(words, slot, waiting, tag(head, ADMITTED));
+      if (seen !== waiting) {
+        // Only the waiter writes this slot outside the mutex, and only WAITING → CANCELLED: anything else
+        // means the buffer was written by someone else. Throw rather than spin here holding the mutex.
+        if (seen !== tag(head, CANCELLED)) throw new Error(`Semaphore: slot of ticket ${head} holds ${seen}, neither waiting nor cancelled`);
+        continue;
+      }
+      Atomics.store(words, NOW_SERVING, (head + 1) | 0);
       Atomics.sub(words, WAITING, 1);
       this.#takeFreePermit();
       Atomics.notify(words, slot); // wake exactly the sleeper(s) on this ticket's slot

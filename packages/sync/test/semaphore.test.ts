@@ -112,7 +112,9 @@ t.test('a full waiting queue is refused at once', async (t) => {
 t.test('a permit released in another thread wakes an async waiter here', async (t) => {
   const sem = Semaphore.create({ permits: 1 });
   const worker = runWorkers<{ result: string }>(RELEASE_LATER, 1, () => ({ semBuffer: sem.buffer, holdMs: 100 }));
-  for (let i = 0; i < 200 && sem.free === 1; i++) await sleep(5); // until the worker holds it
+  // Until the worker holds it: starting a worker can take seconds on a loaded machine (a 1 s bound here
+  // once let this thread take the free permit first, and the worker timed out).
+  for (const deadline = performance.now() + 20_000; sem.free === 1 && performance.now() < deadline; ) await sleep(5);
   t.equal(sem.free, 0, 'the worker holds the permit');
   const started = performance.now();
   t.equal(await sem.acquireAsync({ timeoutMs: 10_000 }), 'acquired');

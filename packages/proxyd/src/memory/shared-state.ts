@@ -3,8 +3,8 @@
 import { Semaphore } from '@proxyd/sync/semaphore';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
+import { PermitLeases } from '@proxyd/sync/permit-leases';
 import { STAT_NAMES, type StatName } from './stats-names.ts';
-import { PermitLeases } from './permit-leases.ts';
 import { EventLog } from './event-log.ts';
 import { WorkerTable } from './worker-table.ts';
 

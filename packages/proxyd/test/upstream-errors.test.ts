@@ -85,12 +85,12 @@ t.test('upstreamTimeoutError is the error failUnlessConnectedWithin destroys a s
   t.notOk(quick.destroyed, 'still open');
 });
 
-t.test('methodStat: GET, POST and CONNECT have counters of their own; methods are case-sensitive', async (t) => {
+t.test('methodStat: GET, POST, HEAD and CONNECT have counters of their own; methods are case-sensitive', async (t) => {
   const cases: [string | undefined, string][] = [
     ['GET', 'methodGet'],
     ['POST', 'methodPost'],
     ['CONNECT', 'methodConnect'],
-    ['HEAD', 'methodOther'],
+    ['HEAD', 'methodHead'],
     ['PUT', 'methodOther'],
     ['DELETE', 'methodOther'],
     ['OPTIONS', 'methodOther'],

@@ -165,7 +165,7 @@ function urlHost(address: { address: string; family: string }): string {
 function printBanner({ proxy, admin }: Running): void {
   const { options, address } = proxy;
   const proxyUrl = `${options.tlsCert ? 'https' : 'http'}://${urlHost(address)}:${address.port}`;
-  const serving = options.workers === 0 ? 'serving on the primary thread' : `${options.workers} worker threads`;
+  const serving = options.workers === 0 ? 'serving on the primary thread' : plural(options.workers, 'worker thread');
   process.stdout.write(
     `proxyd listening on ${proxyUrl} — ${serving}, ${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
       `who may use it: ${proxy.access}\n` +

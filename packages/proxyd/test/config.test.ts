@@ -99,7 +99,7 @@ t.test('round trip: check-config\'s output, saved, is a config file that gives t
   // And start-up takes the saved file: the proxy really runs with it (TLS and all).
   const proxy = await startCliProxy(t, ['--config', saved, '--workers', '1']);
   t.teardown(() => proxy.stop('SIGKILL'));
-  t.match(proxy.stdout(), /listening on https:\/\/127\.0\.0\.1:\d+ — 1 worker threads/);
+  t.match(proxy.stdout(), /listening on https:\/\/127\.0\.0\.1:\d+ — 1 worker thread,/);
   t.equal(await proxy.stop('SIGTERM'), 0);
 });
 

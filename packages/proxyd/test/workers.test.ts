@@ -165,10 +165,10 @@ t.test('a worker that dies mid-connection: each lease releases its permit exactl
   for (const c of [survivors[1]!, ...fill, extra]) c.socket.destroy();
   await eventually(() => semaphore.held === 0, 'every permit is back');
   t.equal(stats.get('active'), 0, 'active gauge back to 0');
-  // Gauges the dead thread kept are not corrected when it dies (found by this test; not fixed here):
-  const deadRows = workerRows().filter((r) => r.connections !== 0);
-  t.equal(stats.get('tunnels'), 0, 'the open-tunnels gauge is back to 0', { todo: 'bug: a tunnel on a worker that died is never subtracted from Stats "tunnels"' });
-  t.same(deadRows, [], 'no thread-table row counts connections that are gone', { todo: 'bug: the dead worker\'s row keeps its connection count (dashboard, /metrics)' });
+  // Gauges the dead thread kept are taken out when it dies (found by this test: they used to stay):
+  // the primary retires its row in the thread table and subtracts the tunnels it still counted.
+  await eventually(() => stats.get('tunnels') === 0, 'the open-tunnels gauge is back to 0');
+  t.same(workerRows().filter((r) => r.connections !== 0), [], 'no thread-table row counts connections that are gone');
 
   // After it all, the count is still K: K new clients are admitted and the K+1st waits.
   const again = await openTunnels(proxy, ['a0', 'a1', 'a2', 'a3', 'a4']);

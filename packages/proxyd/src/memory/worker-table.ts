@@ -1,8 +1,10 @@
 /**
  * WorkerTable — one row of Int32 words per serving thread, in shared memory, for the dashboard and
- * /metrics: [threadId, open connections, event-loop delay p99 in µs, served total]. A thread claims a
- * row when it starts (Atomics.add on the row counter; a replacement after a crash takes a new row) and
- * updates it with Atomics; the primary reads it without a lock. Row 0 is the primary itself.
+ * /metrics: [threadId, open connections, event-loop delay p99 in µs, served total, open tunnels]. A
+ * thread claims a row when it starts (Atomics.add on the row counter; a replacement after a crash takes
+ * a new row) and updates it with Atomics; the primary reads it without a lock. Row 0 is the primary
+ * itself. A thread that dies cannot count down what it held: the primary retires its row (retire()),
+ * taking its connections and tunnels out with one Atomics.exchange each, so they are subtracted once.
  *
  * The event-loop delay is how late a timer fires: monitorEventLoopDelay({ resolution: 20 }) arms a
  * 20 ms repeating timer (in C++, no JS runs) and records the time between two firings — the 20 ms
@@ -33,11 +35,14 @@ import { threadId } from 'node:worker_threads';
 const ROWS = 64;
 /** The delay timer's interval, ms: 50 wake-ups a second per thread; subtracted from what it records. */
 const RESOLUTION_MS = 20;
-const WORDS = 4;
+const WORDS = 5;
 const THREAD = 0;
 const CONNECTIONS = 1;
 const LOOP_DELAY_US = 2;
 const SERVED = 3;
+const TUNNELS = 4;
+/** The THREAD word of a row whose thread has died and been retired. */
+const RETIRED = -1;
 
 export interface WorkerRow {
   slot: number;
@@ -50,6 +55,8 @@ export interface WorkerRow {
 export class WorkerTable {
   readonly buffer: SharedArrayBuffer;
   readonly #words: Int32Array;
+  /** The row this thread claimed (each thread attaches its own WorkerTable), or -1. */
+  #mine = -1;
 
   static create(): WorkerTable {
     return new WorkerTable(new SharedArrayBuffer((1 + ROWS * WORDS) * 4));
@@ -66,8 +73,34 @@ export class WorkerTable {
     const base = 1 + slot * WORDS;
     Atomics.store(this.#words, base + THREAD, threadId);
     Atomics.store(this.#words, base + CONNECTIONS, 0);
+    Atomics.store(this.#words, base + TUNNELS, 0);
     new LoopDelaySampler(this.#words, base + LOOP_DELAY_US).start();
+    this.#mine = slot;
     return slot;
+  }
+
+  /** This thread's open tunnels went up or down (Stats "tunnels" is the sum, kept beside it). */
+  addTunnels(delta: number): void {
+    if (this.#mine >= 0) Atomics.add(this.#words, 1 + this.#mine * WORDS + TUNNELS, delta);
+  }
+
+  /**
+   * Primary: retire the rows of threads that are gone (claimed by a thread not in `live`, other than the
+   * caller's own), and say how many tunnels and connections they still counted.
+   */
+  retire(live: ReadonlySet<number>): { tunnels: number; connections: number } {
+    const claimed = Math.min(ROWS, Atomics.load(this.#words, 0));
+    let tunnels = 0;
+    let connections = 0;
+    for (let slot = 0; slot < claimed; slot++) {
+      const base = 1 + slot * WORDS;
+      const thread = Atomics.load(this.#words, base + THREAD);
+      if (thread === RETIRED || thread === threadId || live.has(thread)) continue;
+      Atomics.store(this.#words, base + THREAD, RETIRED);
+      tunnels += Atomics.exchange(this.#words, base + TUNNELS, 0);
+      connections += Atomics.exchange(this.#words, base + CONNECTIONS, 0);
+    }
+    return { tunnels, connections };
   }
 
   addConnections(slot: number, delta: number): void {
@@ -82,6 +115,7 @@ export class WorkerTable {
     const out: WorkerRow[] = [];
     for (let slot = 0; slot < claimed; slot++) {
       const base = 1 + slot * WORDS;
+      if (Atomics.load(this.#words, base + THREAD) === RETIRED) continue; // a thread that died
       out.push({
         slot,
         threadId: Atomics.load(this.#words, base + THREAD),

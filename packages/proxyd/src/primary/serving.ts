@@ -50,6 +50,9 @@ export async function startServing(shared: SharedState, options: ProxyOptions, s
     concurrentTasksPerWorker: options.maxClients,
     workerData: init,
   });
+  // A worker that dies cannot count down what it held: retire its row and subtract its tunnels, once
+  // Piscina has let it go (on the next turn, when it is no longer among pool.threads).
+  pool.on('workerDestroy', () => setImmediate(() => retireDeadWorkers(shared, pool)));
   await allWorkersReady(shared, options.workers);
   return {
     serve: (t) => pool.run(t, { transferList: [t.socket as never] }),
@@ -71,4 +74,10 @@ async function allWorkersReady(shared: SharedState, workers: number, timeoutMs =
     }
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+function retireDeadWorkers(shared: SharedState, pool: Piscina): void {
+  const live = new Set(pool.threads.map((worker) => worker.threadId));
+  const { tunnels } = shared.workers.retire(live);
+  if (tunnels > 0) shared.stats.add('tunnels', -tunnels);
 }

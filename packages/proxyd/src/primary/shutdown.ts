@@ -32,7 +32,7 @@ export async function shutdown(state: PrimaryState, server: net.Server, logger: 
  * Poll until no permit is held, or the deadline passes (a bounded wait, on the event loop); then, for at
  * most a second more, until no tunnel is open. A tunnel gives its permit back when its client side closes
  * and writes its record only once its origin side has closed too: ending the threads in between would
- * lose the record. (Bounded, because a tunnel on a worker that died is never subtracted from the gauge.)
+ * lose the record. (Bounded all the same: a gauge that went wrong must not hold a shutdown.)
  */
 async function settled(state: PrimaryState, deadline: number, everyMs: number): Promise<void> {
   const { semaphore, stats } = state.shared;

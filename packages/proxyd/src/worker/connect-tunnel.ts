@@ -58,6 +58,7 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
     if (client.destroyed) return void upstream.destroy();
     stats.add('allowed');
     stats.add('tunnels', 1);
+    ctx.shared.workers.addTunnels(1); // this thread's share, which the primary subtracts should it die
     stats.add('status2xx');
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) upstream.write(head);
@@ -83,6 +84,7 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
         ms: Math.round(performance.now() - started),
       });
       stats.add('tunnels', -1);
+      ctx.shared.workers.addTunnels(-1);
     });
   });
 }

@@ -13,7 +13,10 @@
  *
  * The hand-off: when threads are waiting, release() does not free the permit — it passes it straight to
  * the thread at the head of the queue (its slot word goes WAITING → ADMITTED by compare-and-swap, then
- * Atomics.notify wakes exactly that thread). "held" stays the same across the pair of lines. How the
+ * Atomics.notify wakes exactly that thread). "held" stays the same across the pair of lines. (A release
+ * is marked a hand-off when a thread has said it waits; rarely that thread has not yet joined the queue,
+ * the permit comes free instead, and another thread's tryAcquire takes it: the replay corrects its
+ * counts, the label stays.) How the
  * queue works: packages/sync/README.md and the top of packages/sync/src/semaphore.ts.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -62,6 +65,14 @@ class Replay {
           this.#inFlight--; // counted in "held" already, by the release that handed it over
           action = 'acquires (handed)';
           what = 'woken: its slot went WAITING → ADMITTED (CAS) and Atomics.notify(slot) woke it';
+        } else if (!s.waited && this.#inFlight > 0) {
+          // The release before was no hand-off after all: the thread counted as waiting had numbered its
+          // "waits" step but not yet joined the queue, so the permit came free and this thread took it.
+          // "held" stays as the release left it; that thread waits on.
+          this.#inFlight--;
+          this.waiting++;
+          this.handOffs--;
+          what = 'tryAcquire: free-- under the mutex (one CAS), no wait';
         } else {
           if (s.waited) this.waiting--;
           this.held++;

@@ -101,14 +101,10 @@ async function checkConfig(commandLine: CommandLine, options: ProxyOptions): Pro
 /** `blocklist /etc/proxyd/blocklist.txt (12 domains), auth file users (1 user), …`, or '' when none. */
 function filesRead(options: ProxyOptions, files: StartupFiles): string {
   const read: string[] = [];
-  if (options.blocklistFile) read.push(`blocklist ${options.blocklistFile} (${count(files.blocklist.rules.length, 'domain')})`);
-  if (options.authFile && files.users) read.push(`auth file ${options.authFile} (${count(files.users.size, 'user')})`);
+  if (options.blocklistFile) read.push(`blocklist ${options.blocklistFile} (${plural(files.blocklist.rules.length, 'domain')})`);
+  if (options.authFile && files.users) read.push(`auth file ${options.authFile} (${plural(files.users.size, 'user')})`);
   if (files.tls) read.push(`TLS certificate ${options.tlsCert} and key ${options.tlsKey}`);
   return read.join(', ');
-}
-
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /** The proxy, then its admin server; either failing is the one line and exit 2. */

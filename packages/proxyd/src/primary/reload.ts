@@ -10,7 +10,7 @@ import { createClientAcl } from '../policy/client-acl.ts';
 import { loadBlocklist, loadUsers } from './load-files.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import type { PrimaryState } from './primary-state.ts';
-import { listChange } from './words.ts';
+import { listChange, plural } from './words.ts';
 
 export async function reloadProxy(state: PrimaryState, next: ProxyOptions): Promise<void> {
   const { stats, log } = state.shared;
@@ -54,6 +54,6 @@ function fileChanges(state: PrimaryState, blocklist: readonly string[], users: U
   const names = listChange([...(state.users?.keys() ?? [])], [...(users?.keys() ?? [])]);
   let newPasswords = 0;
   for (const [user, hash] of users ?? []) if (state.users?.has(user) && state.users.get(user) !== hash) newPasswords++;
-  if (names || newPasswords) out.push(`users ${names ?? '+0 −0'}${newPasswords ? `, ${newPasswords === 1 ? '1 new password' : `${newPasswords} new passwords`}` : ''}`);
+  if (names || newPasswords) out.push(`users ${names ?? '+0 −0'}${newPasswords ? `, ${plural(newPasswords, 'new password')}` : ''}`);
   return out;
 }

@@ -18,13 +18,12 @@ import { LEVEL_RANK } from '../memory/event-log.ts';
 import { createSharedState, type SharedState } from '../memory/shared-state.ts';
 import type { LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
-import { parseBlocklist } from '../policy/blocklist.ts';
 import { createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import { acceptConnection } from './accept.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
-import { loadBlocklist, loadTls, loadUsers } from './load-files.ts';
+import { loadStartupFiles } from './load-files.ts';
 import type { PrimaryState } from './primary-state.ts';
 import { reloadFailed, reloadProxy } from './reload.ts';
 import { startServing } from './serving.ts';
@@ -66,11 +65,10 @@ export interface RunningProxy {
 }
 
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
-  // Every file is read and checked before anything starts.
-  const blocklist = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
-  const users = options.authFile ? await loadUsers(options.authFile) : undefined;
+  // Every file is read and checked before anything starts, as check-config reads them. (The option table
+  // already refuses a lone --tls-cert or --tls-key; this guards callers that build options themselves.)
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
-  const tls = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;
+  const { blocklist, users, tls } = await loadStartupFiles(options);
 
   const shared = createSharedState(options);
   shared.stats.set('logLevel', LEVEL_RANK[options.logLevel]);

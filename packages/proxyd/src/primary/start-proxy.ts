@@ -154,5 +154,6 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     auth: users ? `${options.authFile} (${plural(users.size, 'user')})` : 'off',
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
     node: process.versions.node,
+    pid: process.pid,
   });
 }

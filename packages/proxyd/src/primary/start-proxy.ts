@@ -18,7 +18,7 @@ import { LEVEL_RANK } from '../memory/event-log.ts';
 import { createSharedState, type SharedState } from '../memory/shared-state.ts';
 import type { LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
-import { createClientAcl } from '../policy/client-acl.ts';
+import { createBalancerMatcher, createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import { acceptConnection } from './accept.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
@@ -98,6 +98,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     shared,
     options,
     acl: createClientAcl(options.allowClient, users !== undefined),
+    balancers: options.proxyProtocol === 'on' ? createBalancerMatcher(options.proxyProtocolFrom) : undefined,
     users,
     blocklist: blocklist.rules,
     waits: new WaitHistogram(),

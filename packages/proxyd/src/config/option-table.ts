@@ -120,6 +120,14 @@ export const OPTIONS = {
     help: 'the load balancers (repeatable CIDR): with --proxy-protocol on, only they may connect, and each connection must start with a PROXY header',
   }),
   'proxy-protocol-timeout': option({ field: 'proxyProtocolTimeoutMs', type: durationType(), default: 5_000, live: false, help: 'a connection from a balancer must send its whole PROXY header within this, or it is closed' }),
+  'agent-check': option({
+    field: 'agentCheck',
+    type: hostPortOrOffType(),
+    default: undefined,
+    helpDefault: 'off',
+    live: false,
+    help: 'answer HAProxy\'s agent check on host:port: "up N%" with N the share of free permits, "drain" once SIGTERM starts the grace period, "down" while starting',
+  }),
   'shutdown-grace': option({ field: 'shutdownGraceMs', type: durationType({ allowZero: true }), default: 10_000, live: true, help: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed (0: close them at once)' }),
   'status-interval': option({ field: 'statusIntervalMs', type: durationType({ allowZero: true }), default: 5_000, live: false, help: 'status line (active, waiting, totals) this often while busy; 0 turns it off' }),
 };

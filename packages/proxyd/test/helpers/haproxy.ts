@@ -38,9 +38,10 @@ async function listening(port: number, timeoutMs = 10_000): Promise<void> {
 
 /**
  * Run HAProxy with `config` (the part after global/defaults: frontends and backends, with `{dir}` for
- * its folder); waits until every port in `ports` accepts. Returns its folder (stats socket etc.).
+ * its folder); waits until every port in `ports` accepts. Returns its folder (stats socket etc.) and what
+ * it has said so far (its warnings name every state change of a server).
  */
-export async function startHaproxy(t: Test, config: string, ports: number[]): Promise<{ dir: string; pid: number }> {
+export async function startHaproxy(t: Test, config: string, ports: number[]): Promise<{ dir: string; pid: number; output(): string }> {
   const dir = tempDir();
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(
@@ -56,5 +57,5 @@ export async function startHaproxy(t: Test, config: string, ports: number[]): Pr
   });
   t.teardown(() => void child.kill('SIGKILL'));
   for (const port of ports) await listening(port);
-  return { dir, pid: child.pid! };
+  return { dir, pid: child.pid!, output: () => output };
 }

@@ -49,8 +49,9 @@ t.test('behind HAProxy: the weight follows free permits, and SIGTERM drains', { 
   const proxy = await startCliProxy(t, ['--workers', '2', '--max-clients', '10', '--connect-ports', '1-65535', '--agent-check', `127.0.0.1:${agentPort}`, '--shutdown-grace', '5s']);
   t.teardown(() => proxy.stop('SIGKILL'));
   t.equal(await askAgent(agentPort), 'up 100%\n', 'idle: all ten permits free');
-  const started = readLog(proxy.logFile).find((r) => r.event === 'started');
-  t.equal(started?.agentCheck, `127.0.0.1:${agentPort}`, 'the started record says where the agent answers');
+  const started = () => readLog(proxy.logFile).find((r) => r.event === 'started');
+  await eventually(() => started() !== undefined, 'started record');
+  t.equal(started()?.agentCheck, `127.0.0.1:${agentPort}`, 'the started record says where the agent answers');
 
   const front = await freePort();
   const haproxy = await startHaproxy(t, `frontend fe\n  bind 127.0.0.1:${front}\n  default_backend be\nbackend be\n  server a 127.0.0.1:${proxy.port} weight 100 check inter 200ms agent-check agent-port ${agentPort} agent-inter 200ms\n`, [front]);

@@ -24,8 +24,16 @@ export class CredentialCache {
   readonly #verified = new Map<string, { user: string; until: number }>();
   readonly #failures = new Map<string, { count: number; since: number }>();
 
-  constructor(users: Users | undefined) {
+  readonly #throttle: boolean;
+
+  /**
+   * With `throttle` (the admin server's logins) an address that fails MAX_FAILURES times in a minute is
+   * refused for the rest of it, per instance. The serving threads turn it off: they count wrong
+   * passwords across every thread (limits/, --ban-auth-failures) instead.
+   */
+  constructor(users: Users | undefined, { throttle = true } = {}) {
     this.#users = users;
+    this.#throttle = throttle;
   }
 
   /** True when there are users to check against (authentication is on). */
@@ -45,7 +53,7 @@ export class CredentialCache {
     if (!users) return { ok: true, user: '' };
     const now = Date.now();
     const failures = this.#failures.get(clientAddress);
-    if (failures && now - failures.since < FAILURE_WINDOW_MS && failures.count >= MAX_FAILURES) return { ok: false, why: 'throttled' };
+    if (this.#throttle && failures && now - failures.since < FAILURE_WINDOW_MS && failures.count >= MAX_FAILURES) return { ok: false, why: 'throttled' };
 
     const match = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
     if (!match) return { ok: false, why: 'missing' };
@@ -67,6 +75,7 @@ export class CredentialCache {
   }
 
   #countFailure(address: string, now: number): void {
+    if (!this.#throttle) return;
     const entry = this.#failures.get(address);
     if (!entry || now - entry.since >= FAILURE_WINDOW_MS) {
       if (this.#failures.size >= MAX_ENTRIES) this.#failures.clear();

@@ -20,7 +20,9 @@ import type { LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
 import { createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
+import { ClientLimits } from '../limits/client-limits.ts';
 import { acceptConnection } from './accept.ts';
+import { ClientCaps } from './client-caps.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
 import { loadStartupFiles } from './load-files.ts';
@@ -106,6 +108,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     queued: new Set(),
     tasks: new Set(),
     lastConnectionId: 0,
+    limits: new ClientLimits(shared, () => state.options),
+    caps: new ClientCaps(),
   };
   listener.open((socket) => acceptConnection(state, socket));
 

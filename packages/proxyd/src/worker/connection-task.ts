@@ -16,7 +16,8 @@ import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState } from '../memory/shared-state.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
-import type { ServeContext } from './context.ts';
+import type { ConnectionInfo, ServeContext } from './context.ts';
+import { ClientLimits } from '../limits/client-limits.ts';
 import { answerUnparsable, connections, createProxyServer } from './proxy-server.ts';
 import { handToParser } from './first-bytes.ts';
 import { countRefusalsIn } from './refuse.ts';
@@ -45,12 +46,15 @@ export function init(data: ServeInit): void {
     options: data.options,
     blocklist: blocklistOf(data.blocklist),
     destinations: createDestinationPolicy({ allowDest: data.options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses }),
-    auth: new CredentialCache(data.users ? new Map(data.users) : undefined),
+    // No per-thread login throttle here: wrong passwords are counted across every thread (limits/).
+    auth: new CredentialCache(data.users ? new Map(data.users) : undefined, { throttle: false }),
     viaToken: data.viaToken,
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
+    limits: undefined as unknown as ClientLimits, // set just below: it reads context.options
     testHooks: data.testHooks,
   };
+  context.limits = new ClientLimits(context.shared, () => context.options);
   ctx = context;
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);
@@ -85,9 +89,9 @@ if (!isMainThread && Piscina.isWorkerThread) init(Piscina.workerData as ServeIni
 export default function serveConnection(task: ConnectionTask): Promise<ConnectionSummary> {
   if (!ctx || !server) throw new Error('connection-task: init() was not called in this thread');
   const { shared } = ctx;
-  const { socket, lease, id, client, address } = task;
+  const { socket, lease, id, client, address, key } = task;
   const started = performance.now();
-  const info = { id, client, address };
+  const info: ConnectionInfo = { id, client, address, key, limitSlot: -1, limitHash: 0n };
   connections.set(socket, info);
   socket.setNoDelay(true);
   socket.allowHalfOpen = true; // a client's FIN ends its requests, not our answer (see proxy-server.ts)

@@ -25,6 +25,7 @@ export function snapshot(proxy: ProxyView) {
     topHosts: summary.topHosts,
     topClients: summary.topClients,
     recent: summary.recent,
+    limits: { bans: proxy.limits.bans().slice(0, 20), hottest: proxy.limits.hottest(10) },
   };
 }
 

@@ -48,6 +48,8 @@ export interface RunningProxy {
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */
   readonly ready: boolean;
+  /** Per-client limits and bans: what the admin server lists, and lifting a ban. */
+  readonly limits: Pick<ClientLimits, 'bans' | 'lift' | 'hottest'>;
   /** Who may use the proxy, in words (for the start-up banner). */
   access: string;
   /** Where it may connect, in words (for the start-up banner). */
@@ -131,6 +133,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     get ready() {
       return closing === undefined;
     },
+    limits: state.limits,
     access,
     destinations: describeDestinations(options),
     accessWarning: warning,

@@ -154,6 +154,9 @@ export interface CrossRule {
 
 export const RULES: readonly CrossRule[] = [
   {
+    check: (o) => (o.banTimeMaxMs < o.banTimeMs ? { option: 'ban-time-max', problem: `is shorter than --ban-time (${o.banTimeMaxMs} ms < ${o.banTimeMs} ms): the first ban could not be given` } : undefined),
+  },
+  {
     check: (o) =>
       o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }
       : o.tlsKey !== undefined && o.tlsCert === undefined ? { option: 'tls-cert', problem: 'is missing: tls-cert and tls-key go together' }

@@ -38,16 +38,17 @@
  * Retries are counted (`retries`, per instance, so per thread: the caller adds them to shared stats):
  * each is one lost race, and their rate says how hot the hottest key is.
  *
- * Times are BigInt microseconds, from the caller: Gcra reads no clock (tests freeze time), and the word
- * is a BigInt64Array element — any of them, so many limits can live side by side in one array (a
+ * Times are BigInt nanoseconds, from the caller — any clock every thread shares (proxyd uses
+ * process.hrtime.bigint(), the monotonic clock: no conversion, and no jump when the wall clock is set).
+ * Gcra reads no clock itself (tests freeze time), and the word is a BigInt64Array element — any of them, so many limits can live side by side in one array (a
  * KeyTable's words). 0 is "never used".
  */
 
 export interface GcraRate {
-  /** T: microseconds each admitted request costs. */
-  readonly intervalUs: bigint;
+  /** T: nanoseconds each admitted request costs. */
+  readonly intervalNs: bigint;
   /** τ = T × (burst − 1): how far ahead of now the TAT may run. */
-  readonly toleranceUs: bigint;
+  readonly toleranceNs: bigint;
   readonly burst: number;
 }
 
@@ -55,8 +56,8 @@ export interface GcraRate {
 export function gcraRate(perSecond: number, burst: number): GcraRate {
   if (!(perSecond > 0)) throw new RangeError(`gcraRate: perSecond must be > 0, got ${perSecond}`);
   if (!Number.isInteger(burst) || burst < 1) throw new RangeError(`gcraRate: burst must be a whole number ≥ 1, got ${burst}`);
-  const intervalUs = BigInt(Math.max(1, Math.round(1_000_000 / perSecond)));
-  return { intervalUs, toleranceUs: intervalUs * BigInt(burst - 1), burst };
+  const intervalNs = BigInt(Math.max(1, Math.round(1e9 / perSecond)));
+  return { intervalNs, toleranceNs: intervalNs * BigInt(burst - 1), burst };
 }
 
 export class Gcra {
@@ -69,16 +70,16 @@ export class Gcra {
   }
 
   /**
-   * One request for the key whose TAT is words[index], at `now` (µs). Returns 0n when admitted, otherwise
-   * the microseconds until a request would be admitted (for Retry-After).
+   * One request for the key whose TAT is words[index], at `now` (ns). Returns 0n when admitted, otherwise
+   * the nanoseconds until a request would be admitted (for Retry-After).
    */
   take(index: number, now: bigint, rate: GcraRate): bigint {
     let tat = Atomics.load(this.words, index);
     for (;;) {
       const start = tat > now ? tat : now;
       const ahead = start - now;
-      if (ahead > rate.toleranceUs) return ahead - rate.toleranceUs; // refused: nothing written
-      const seen = Atomics.compareExchange(this.words, index, tat, start + rate.intervalUs);
+      if (ahead > rate.toleranceNs) return ahead - rate.toleranceNs; // refused: nothing written
+      const seen = Atomics.compareExchange(this.words, index, tat, start + rate.intervalNs);
       if (seen === tat) return 0n; // the word held what we decided on: admitted
       tat = seen; // another thread moved it: decide again from its value
       this.retries++;
@@ -89,7 +90,7 @@ export class Gcra {
   available(index: number, now: bigint, rate: GcraRate): number {
     const tat = Atomics.load(this.words, index);
     const ahead = tat > now ? tat - now : 0n;
-    const left = (rate.toleranceUs - ahead) / rate.intervalUs + 1n;
+    const left = (rate.toleranceNs - ahead) / rate.intervalNs + 1n;
     return left < 0n ? 0 : Math.min(rate.burst, Number(left));
   }
 }

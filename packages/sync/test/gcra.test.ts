@@ -46,14 +46,14 @@ t.test('one thread: burst at once, then one per interval; the wait is what Retry
   const words = new BigInt64Array(new SharedArrayBuffer(8));
   const gcra = new Gcra(words);
   const rate = gcraRate(10, 3); // 100 ms apart, 3 at once
-  const t0 = 5_000_000n;
+  const t0 = 5_000_000_000n;
   t.equal(gcra.available(0, t0, rate), 3, 'a fresh key has the whole burst');
   for (let i = 0; i < 3; i++) t.equal(gcra.take(0, t0, rate), 0n, `request ${i + 1} of the burst admitted`);
   t.equal(gcra.available(0, t0, rate), 0, 'burst used up');
-  t.equal(gcra.take(0, t0, rate), 100_000n, 'the fourth waits one interval (µs)');
-  t.equal(gcra.take(0, t0 + 99_999n, rate), 1n, '1 µs early: still refused');
-  t.equal(gcra.take(0, t0 + 100_000n, rate), 0n, 'after one interval: admitted');
-  t.equal(gcra.available(0, t0 + 10_000_000n, rate), 3, 'after a long pause the burst is back');
+  t.equal(gcra.take(0, t0, rate), 100_000_000n, 'the fourth waits one interval (ns)');
+  t.equal(gcra.take(0, t0 + 99_999_999n, rate), 1n, '1 ns early: still refused');
+  t.equal(gcra.take(0, t0 + 100_000_000n, rate), 0n, 'after one interval: admitted');
+  t.equal(gcra.available(0, t0 + 10_000_000_000n, rate), 3, 'after a long pause the burst is back');
   t.throws(() => gcraRate(0, 1), RangeError);
   t.throws(() => gcraRate(1, 0), RangeError);
 });

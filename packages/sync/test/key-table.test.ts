@@ -26,9 +26,9 @@ t.test('100,000 distinct keys: fixed memory, the stalest go, hot keys stay limit
   const rate = gcraRate(1, 5); // 5 at once, then one a second
   const hot = ['203.0.113.1', '203.0.113.2', '203.0.113.3'];
   const admittedHot = new Map(hot.map((k) => [k, 0]));
-  let now = 1_000_000n;
+  let now = 1_000_000_000n;
   for (let i = 0; i < 100_000; i++) {
-    now += 10n; // 100,000 keys in one simulated second: no hot key earns a new request
+    now += 10_000n; // 100,000 keys in one simulated second (ns): no hot key earns a new request
     const key = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
     gcra.take(table.find(key, KeyTable.hash(key), now) * shape.bigWords, now, rate);
     if (i % 100 === 0) {

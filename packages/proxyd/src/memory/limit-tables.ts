@@ -3,7 +3,7 @@
 //
 //   clients  one slot per client key (an address, an IPv6 /64, "user:NAME"), 65,536 slots (~10 MiB,
 //            fixed): two GCRA times and five detectors' sliding windows, all BigInt64 words
-//   bans     one slot per banned key, 4,096 slots: its expiry and start (BigInt64 µs) and its offence
+//   bans     one slot per banned key, 4,096 slots: its expiry and start (BigInt64, monotonic ns) and its offence
 //            count and detector (Int32). A ban's touched time is its expiry, so when the table is full
 //            the slot recycled is the ban that ended first (an expired one if there is any).
 import { KeyTable } from '@proxyd/sync/key-table';

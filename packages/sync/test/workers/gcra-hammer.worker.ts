@@ -15,7 +15,7 @@ const { tableBuffer, gateBuffer, attempts, rate, atomic, key } = workerData as {
 };
 const table = new KeyTable(tableBuffer);
 const gcra = new Gcra(table.big);
-const NOW = 1_000_000n; // the clock stands still: exactly `burst` requests may pass, whoever makes them
+const NOW = 1_000_000_000n; // the clock stands still: exactly `burst` requests may pass, whoever makes them
 const slot = table.find(key, KeyTable.hash(key), NOW);
 const index = slot * table.bigWords;
 
@@ -23,8 +23,8 @@ const index = slot * table.bigWords;
 function unsafeTake(): boolean {
   const tat = Atomics.load(table.big, index);
   const start = tat > NOW ? tat : NOW;
-  if (start - NOW > rate.toleranceUs) return false;
-  Atomics.store(table.big, index, start + rate.intervalUs); // another thread's store in between is lost
+  if (start - NOW > rate.toleranceNs) return false;
+  Atomics.store(table.big, index, start + rate.intervalNs); // another thread's store in between is lost
   return true;
 }
 

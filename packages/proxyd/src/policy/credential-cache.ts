@@ -3,8 +3,10 @@
  * hot path: bcrypt is slow on purpose (tens of milliseconds), and bcryptjs runs on the *calling*
  * thread's event loop, in slices (it yields between rounds, but the CPU it burns is that thread's). So
  * a credential that verified is remembered for a while, keyed by a SHA-256 of the header's token (the
- * password itself is never kept or logged), and an address that fails too often is throttled until its
- * window passes. Both tables are per instance (per thread) and bounded.
+ * password itself is never kept or logged), and — for the admin server's logins — an address that fails
+ * too often is throttled until its window passes. Both tables are per instance (per thread) and
+ * bounded. The serving threads leave the throttle off: their wrong passwords are counted across every
+ * thread, in shared memory (limits/client-limits.ts, --ban-auth-failures).
  *
  * Used by the serving threads for Proxy-Authorization and by the admin server (on the primary, the
  * thread that accepts everyone's connections) for Authorization.

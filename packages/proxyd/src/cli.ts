@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', onStopSignal.bind(undefined, running));
   process.on('SIGINT', onStopSignal.bind(undefined, running));
   process.on('SIGHUP', onReloadSignal.bind(undefined, running));
+  stopWhenNpxIsGone(running);
 }
 
 /**
@@ -173,10 +174,28 @@ function printBanner({ proxy, admin }: Running): void {
 }
 
 /** SIGTERM/SIGINT: drain once; a second signal during the drain changes nothing. */
-function onStopSignal(running: Running, signal: NodeJS.Signals): void {
+function onStopSignal(running: Running, signal: NodeJS.Signals | 'npx has exited'): void {
   if (running.stopping) return;
   running.stopping = true;
   void stopEverything(running, signal);
+}
+
+/**
+ * `npx proxyd` runs the command through `sh -c`, and on SIGTERM npm signals only that shell, which dies
+ * and leaves its child — proxyd — running with nobody to stop it (npm does this to every package's
+ * command; Debian's sh forks rather than execs it). So when npx started proxyd (npm sets
+ * npm_lifecycle_event=npx) and the parent goes away, proxyd stops as it does on SIGTERM. A parent that
+ * leaves in any other case (nohup, a shell that daemonizes it) changes nothing.
+ */
+function stopWhenNpxIsGone(running: Running): void {
+  if (process.env.npm_lifecycle_event !== 'npx') return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    onStopSignal(running, 'npx has exited');
+  }, 250);
+  timer.unref();
 }
 
 /**
@@ -185,7 +204,7 @@ function onStopSignal(running: Running, signal: NodeJS.Signals): void {
  * still answers 200 and /metrics can still be scraped: the process is alive and finishing its work.
  * Closed first, the admin server would refuse all three, which a health check reads as a crash.
  */
-async function stopEverything({ proxy, admin }: Running, signal: NodeJS.Signals): Promise<void> {
+async function stopEverything({ proxy, admin }: Running, signal: NodeJS.Signals | 'npx has exited'): Promise<void> {
   process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
   const { closedAtDeadline } = await proxy.close();
   await admin?.close();

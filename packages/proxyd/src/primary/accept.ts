@@ -3,6 +3,9 @@
 // logged: a ban is one log line, not one per knock); clients over --conn-rate or with
 // --max-conns-per-client open already (429 and close). The rest wait for a permit (admission.ts) and are
 // handed over.
+// With --proxy-protocol on, the peers are load balancers: anyone else is refused here, and the client
+// ACL and bans wait for the PROXY header, which the serving thread reads (the per-client connection
+// limits do not apply: here every connection is the balancer's).
 import type net from 'node:net';
 import { clientKey } from '../limits/client-key.ts';
 import { admit } from './admission.ts';
@@ -23,12 +26,20 @@ export function acceptConnection(state: PrimaryState, socket: net.Socket): void 
   };
   stats.add('accepted');
   socket.on('error', ignoreSocketError); // a client that resets while queued must not crash the primary
-  if (!state.acl.allows(address)) {
+  if (state.balancers) {
+    // Behind a load balancer only the balancers connect; who the client is, the PROXY header says, and
+    // the serving thread reads it (then applies the client ACL).
+    if (!state.balancers(address)) {
+      stats.add('proxyProtocolRefused');
+      log.write({ event: 'client-denied', level: 'warn', conn: conn.id, client: conn.client, why: 'not a load balancer of --proxy-protocol-from' });
+      return void socket.destroy();
+    }
+  } else if (!state.acl.allows(address)) {
     stats.add('clientsDenied');
     log.write({ event: 'client-denied', level: 'warn', conn: conn.id, client: conn.client, why: 'address outside --allow-client' });
     return void socket.destroy();
   }
-  if (!passLimits(state, socket, conn)) return;
+  if (!state.balancers && !passLimits(state, socket, conn)) return;
   log.write({ event: 'accepted', level: 'debug', conn: conn.id, client: conn.client });
   state.queued.add(socket);
   socket.once('close', () => {

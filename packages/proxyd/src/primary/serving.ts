@@ -5,9 +5,8 @@ import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { ConnectionTask, ServeInit, ServingSetup } from '../messages/serve-init.ts';
+import { TASK_FILE } from './thread-files.ts';
 
-/** The task module, loaded by file name: the primary never imports worker code. */
-const TASK_FILE = new URL('../worker/connection-task.ts', import.meta.url);
 
 export type { ServingSetup } from '../messages/serve-init.ts';
 

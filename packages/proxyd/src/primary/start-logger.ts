@@ -4,8 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { ProxyOptions } from '../config/options.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { FlushRequest, LoggerInit, LoggerMessage, LogSummary } from '../messages/logger-messages.ts';
-
-const LOGGER_FILE = new URL('../logger/logger-thread.ts', import.meta.url);
+import { LOGGER_FILE } from './thread-files.ts';
 
 export interface LoggerThread {
   /** The latest aggregate from the logger thread. */

@@ -196,3 +196,22 @@ t.test('--max-conns-per-client and --conn-rate refuse at accept with 429', async
   const limited = answers.filter((a) => /X-Proxyd-Refusal: CONN_RATE_LIMITED/.test(a.text)).length;
   t.ok(limited >= 5 && limited <= 7, `after a reload to --conn-rate 5: 12 connections at once, ${limited} refused 429 CONN_RATE_LIMITED`);
 });
+
+t.test('behind a load balancer (PROXY protocol) limits and bans apply to the client the header names', async (t) => {
+  const proxy = await startTestProxy(t, {
+    proxyProtocol: 'on',
+    proxyProtocolFrom: ['127.0.0.1/32'],
+    allowClient: ['203.0.113.0/24'],
+    banBadRequests: 3,
+    banExempt: ['none'],
+    logLevel: 'info',
+  });
+  t.teardown(() => proxy.close(500));
+  const via = (client: string, request: string) => exchange(proxy.address.port, `PROXY TCP4 ${client} 127.0.0.1 40000 ${proxy.address.port}\r\n${request}`, 3000);
+  for (let i = 0; i < 3; i++) t.match((await via('203.0.113.9', 'NONSENSE\r\n\r\n')).text, /^HTTP\/1.1 400/, `malformed request ${i + 1} from 203.0.113.9: 400`);
+  await eventually(() => bans(proxy).length === 1, 'the ban is logged');
+  t.match(bans(proxy), [{ client: '203.0.113.9', key: '203.0.113.9', detector: 'bad-requests' }], 'the client of the header is banned, not the balancer');
+  t.equal((await via('203.0.113.9', `GET ${origin.url('/hello')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).text, '', 'its next connection is closed once the header is read');
+  t.match((await via('203.0.113.10', `GET ${origin.url('/hello')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).text, /^HTTP\/1.1 200/, 'another client through the same balancer is served');
+  t.ok(proxy.shared.stats.get('bannedRefused') >= 1, 'counted as refused');
+});

@@ -1,8 +1,8 @@
 /**
  * The admin server, on the primary thread, beside the proxy (never in its path): the dashboard at /,
  * /metrics for Prometheus, /api/stats (JSON) and /api/events (Server-Sent Events, once a second; the
- * first message also carries the last minute of chart points, kept here one a second), /healthz and
- * /readyz. Loopback by default; a non-loopback address is refused unless proxy
+ * first message also carries the last minute of chart points, kept here one a second), /api/bans (GET:
+ * the bans in force; POST /api/bans/lift {"key": …}: end one), /healthz and /readyz. Loopback by default; a non-loopback address is refused unless proxy
  * authentication is on, and then every request must log in with the same users (Basic). It sees the
  * proxy only through a read-only view (proxy-view.ts). Logins are checked through a cache of verified
  * credentials with a failure throttle, as the serving threads do: this is the thread that accepts
@@ -107,6 +107,10 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
       res.once('close', () => streams.delete(res));
       return;
     }
+    if (path === '/api/bans' && req.method === 'GET') {
+      return void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ bans: proxy.limits.bans() }));
+    }
+    if (path === '/api/bans/lift') return liftBan(proxy, req, res);
     const asset = ASSETS[path];
     if (asset && req.method === 'GET') {
       const body = await readFile(fileURLToPath(asset.file));
@@ -129,4 +133,29 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * POST /api/bans/lift with {"key": "<client key>"}: end that ban now (logged as 'unban'). JSON only: a
+ * cross-site form cannot send application/json without the browser asking first, so another page open
+ * in the operator's browser cannot lift a ban through a loopback admin server.
+ */
+async function liftBan(proxy: ProxyView, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const json = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  if (req.method !== 'POST') return json(405, { error: 'POST {"key": "<client key>"}' });
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return json(415, { error: 'send Content-Type: application/json' });
+  let body = '';
+  for await (const chunk of req) {
+    body += String(chunk);
+    if (body.length > 4096) return json(413, { error: 'body too large' });
+  }
+  let key: unknown;
+  try {
+    key = (JSON.parse(body) as { key?: unknown }).key;
+  } catch {
+    return json(400, { error: 'the body is not JSON' });
+  }
+  if (typeof key !== 'string' || key === '') return json(400, { error: 'give the ban\'s "key" (as /api/bans lists it)' });
+  const lifted = proxy.limits.lift(key, `admin ${req.socket.remoteAddress ?? ''}`.trim());
+  return json(lifted ? 200 : 404, { key, lifted });
 }

@@ -7,6 +7,7 @@ import type { ProxyOptions } from '../config/options.ts';
 import type { LogSummary } from '../messages/logger-messages.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { Users } from '../policy/htpasswd.ts';
+import type { ClientLimits } from '../limits/client-limits.ts';
 
 type SemaphoreReadings = Pick<SharedState['semaphore'], 'permits' | 'held' | 'free' | 'waiting' | 'maxWaiting' | 'tickets' | 'admittedTotal' | 'contention'>;
 type RingReadings = Pick<SharedState['ring'], 'capacity' | 'usedBytes' | 'written' | 'dropped' | 'contention'>;
@@ -27,4 +28,6 @@ export interface ProxyView {
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */
   readonly ready: boolean;
+  /** Bans in force and the hottest clients (read from shared memory), and lifting one ban (logged). */
+  readonly limits: Pick<ClientLimits, 'bans' | 'lift' | 'hottest'>;
 }

@@ -25,6 +25,7 @@ export function snapshot(proxy: ProxyView) {
     topHosts: summary.topHosts,
     topClients: summary.topClients,
     recent: summary.recent,
+    limits: { bans: proxy.limits.bans().slice(0, 20), hottest: proxy.limits.hottest(10) },
   };
 }
 
@@ -39,7 +40,15 @@ export function chartPoint(proxy: ProxyView) {
   const { semaphore, stats } = proxy.shared;
   return {
     time: Date.now(),
-    stats: { requests: stats.get('requests'), allowed: stats.get('allowed'), blocked: stats.get('blocked'), bytesUp: stats.get('bytesUp'), bytesDown: stats.get('bytesDown') },
+    stats: {
+      requests: stats.get('requests'),
+      allowed: stats.get('allowed'),
+      blocked: stats.get('blocked'),
+      bytesUp: stats.get('bytesUp'),
+      bytesDown: stats.get('bytesDown'),
+      rateLimited: stats.get('rateLimited'),
+      limiterCasRetries: stats.get('limiterCasRetries'),
+    },
     semaphore: { held: semaphore.held, waiting: semaphore.waiting, permits: semaphore.permits },
   };
 }

@@ -17,6 +17,7 @@ import { hostPortOrOffType } from './host-port.ts';
 import type { ProxyOptions } from './options.ts';
 import { choiceType, optionalPathType, textType, type OptionType } from './option-type.ts';
 import { portListType } from './port-list.ts';
+import { rateType } from './rate.ts';
 import { wholeNumberType } from './whole-number.ts';
 
 export interface OptionDecl<F extends string = string, T = unknown> {
@@ -130,6 +131,37 @@ export const OPTIONS = {
   }),
   'shutdown-grace': option({ field: 'shutdownGraceMs', type: durationType({ allowZero: true }), default: 10_000, live: true, help: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed (0: close them at once)' }),
   'status-interval': option({ field: 'statusIntervalMs', type: durationType({ allowZero: true }), default: 5_000, live: false, help: 'status line (active, waiting, totals) this often while busy; 0 turns it off' }),
+  // Defending the proxy (limits/): per-client limits, and detectors that ban. A client is its address, an
+  // IPv6 client its --ipv6-prefix network; with --auth-file the user name has a rate limit of its own too.
+  // Limits are off by default (a NAT'd office is one address, and no default fits every office); the
+  // detectors are on, each counting something a browser does not do tens of times a minute.
+  'rate-limit': option({ field: 'rateLimit', type: rateType(), default: undefined, helpDefault: 'off', live: true, help: 'requests per client (and per user with --auth-file): 50/s, 3000/m, or off; over it: 429 with Retry-After' }),
+  'rate-burst': option({
+    field: 'rateBurst',
+    type: wholeNumberType(0, 1_000_000),
+    default: 0,
+    helpDefault: '0 (one second of --rate-limit, at least 1)',
+    live: true,
+    help: 'requests a client may make at once before --rate-limit paces it',
+  }),
+  'conn-rate': option({ field: 'connRate', type: wholeNumberType(0, 1_000_000), default: 0, live: true, help: 'new connections per client per second, checked at accept (before a permit or a thread); over it: 429 and close (0: no limit)' }),
+  'max-conns-per-client': option({ field: 'maxConnsPerClient', type: wholeNumberType(0, 1_000_000), default: 0, live: true, help: 'open connections per client (as Squid maxconn), checked at accept; more: 429 and close (0: no limit)' }),
+  'ipv6-prefix': option({ field: 'ipv6Prefix', type: wholeNumberType(1, 128), default: 64, live: true, help: 'IPv6 clients are one client per network of this prefix length (a host usually owns a whole /64)' }),
+  'ban-time': option({ field: 'banTimeMs', type: durationType({ allowZero: true }), default: 600_000, live: true, help: 'how long a detector bans a client (connections closed at accept); doubles for each repeat, up to --ban-time-max (0: detect and log, never ban)' }),
+  'ban-time-max': option({ field: 'banTimeMaxMs', type: durationType(), default: 86_400_000, live: true, help: 'the longest ban a repeat offender gets' }),
+  'ban-exempt': option({
+    field: 'banExempt',
+    type: cidrListType({ noneAllowed: true }),
+    default: ['127.0.0.0/8', '::1/128'],
+    live: true,
+    help: 'clients never banned (repeatable CIDR; "none": nobody); over a detector\'s threshold they are still refused (429) where the detector refuses',
+  }),
+  'ban-window': option({ field: 'banWindowMs', type: durationType(), default: 60_000, live: true, help: 'the sliding window every detector counts in' }),
+  'ban-scan': option({ field: 'banScan', type: wholeNumberType(0, 100), default: 20, live: true, help: 'ban a client refused CONNECT to this many distinct destinations (host:port) in a window: a port scan (0: off)' }),
+  'ban-auth-failures': option({ field: 'banAuthFailures', type: wholeNumberType(0, 1_000_000), default: 10, live: true, help: 'ban a client after this many wrong passwords in a window, counted across all threads (0: off)' }),
+  'ban-bad-requests': option({ field: 'banBadRequests', type: wholeNumberType(0, 1_000_000), default: 20, live: true, help: 'ban a client after this many malformed requests in a window (0: off)' }),
+  'ban-refusals': option({ field: 'banRefusals', type: wholeNumberType(0, 1_000_000), default: 30, live: true, help: 'ban a client after this many requests for forbidden destinations or blocked ports in a window (the blocklist does not count) (0: off)' }),
+  'ban-errors': option({ field: 'banErrors', type: wholeNumberType(0, 1_000_000), default: 100, live: true, help: 'ban a client whose requests end in this many upstream errors (502/504) in a window (0: off)' }),
 };
 
 export type OptionName = keyof typeof OPTIONS;
@@ -145,6 +177,9 @@ export interface CrossRule {
 }
 
 export const RULES: readonly CrossRule[] = [
+  {
+    check: (o) => (o.banTimeMaxMs < o.banTimeMs ? { option: 'ban-time-max', problem: `is shorter than --ban-time (${o.banTimeMaxMs} ms < ${o.banTimeMs} ms): the first ban could not be given` } : undefined),
+  },
   {
     check: (o) =>
       o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }

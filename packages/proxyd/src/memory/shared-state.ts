@@ -7,6 +7,7 @@ import { PermitLeases } from '@proxyd/sync/permit-leases';
 import { STAT_NAMES, type StatName } from './stats-names.ts';
 import { EventLog } from './event-log.ts';
 import { WorkerTable } from './worker-table.ts';
+import { attachLimitTables, createLimitTables, type LimitTables } from './limit-tables.ts';
 
 export interface SharedBuffers {
   semaphore: SharedArrayBuffer;
@@ -14,6 +15,8 @@ export interface SharedBuffers {
   stats: SharedArrayBuffer;
   leases: SharedArrayBuffer;
   workers: SharedArrayBuffer;
+  clients: SharedArrayBuffer;
+  bans: SharedArrayBuffer;
 }
 
 export interface SharedState {
@@ -22,6 +25,8 @@ export interface SharedState {
   stats: Stats<StatName>;
   leases: PermitLeases;
   workers: WorkerTable;
+  /** Per-client limits and detectors, and bans (limit-tables.ts). */
+  limits: LimitTables;
   log: EventLog;
   buffers: SharedBuffers;
 }
@@ -34,21 +39,22 @@ export function createSharedState(o: { maxClients: number; maxWaiting: number; l
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
   const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
-  return bundle(semaphore, ring, stats, leases, WorkerTable.create());
+  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), createLimitTables());
 }
 
 export function attachSharedState(b: SharedBuffers): SharedState {
-  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers));
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), attachLimitTables(b));
 }
 
-function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable): SharedState {
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, limits: LimitTables): SharedState {
   return {
     semaphore,
     ring,
     stats,
     leases,
     workers,
+    limits,
     log: new EventLog(ring, () => stats.get('logLevel')),
-    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer },
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, clients: limits.clients.buffer, bans: limits.bans.buffer },
   };
 }

@@ -20,7 +20,9 @@ import type { LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
 import { createBalancerMatcher, createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
+import { ClientLimits } from '../limits/client-limits.ts';
 import { acceptConnection } from './accept.ts';
+import { ClientCaps } from './client-caps.ts';
 import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
@@ -47,6 +49,8 @@ export interface RunningProxy {
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */
   readonly ready: boolean;
+  /** Per-client limits and bans: what the admin server lists, and lifting a ban. */
+  readonly limits: Pick<ClientLimits, 'bans' | 'lift' | 'hottest'>;
   /** Who may use the proxy, in words (for the start-up banner). */
   access: string;
   /** Where it may connect, in words (for the start-up banner). */
@@ -112,6 +116,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     queued: new Set(),
     tasks: new Set(),
     lastConnectionId: 0,
+    limits: new ClientLimits(shared, () => state.options),
+    caps: new ClientCaps(),
   };
   listener.open((socket) => acceptConnection(state, socket));
   phase = 'serving';
@@ -134,6 +140,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     get ready() {
       return closing === undefined;
     },
+    limits: state.limits,
     access,
     destinations: describeDestinations(options),
     accessWarning: warning,

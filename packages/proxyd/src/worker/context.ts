@@ -7,6 +7,7 @@ import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { CredentialCache } from '../policy/credential-cache.ts';
+import type { ClientLimits, LimitedClient } from '../limits/client-limits.ts';
 
 export interface ServeContext {
   shared: SharedState;
@@ -23,13 +24,14 @@ export interface ServeContext {
   tls: tls.SecureContext | undefined;
   /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts). */
   upstream: Agent;
+  /** Per-client rate limits and detectors, on the shared tables every thread sees. */
+  limits: ClientLimits;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }
 
-/** Per client connection: who it is, for the log and for per-address throttling. */
-export interface ConnectionInfo {
+/** Per client connection: who it is, for the log, and its key (and cached slot) for limits and detectors. */
+export interface ConnectionInfo extends LimitedClient {
   id: number;
   client: string;
-  address: string;
 }

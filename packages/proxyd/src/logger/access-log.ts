@@ -3,7 +3,7 @@
  * awstats), written by the logger thread beside the JSON log, never instead of it.
  *
  *   squid     Squid's native format: time elapsed client code/status bytes method URL user hierarchy/peer type
- *             1764594284.123    180 127.0.0.2 TCP_MISS/200 411 GET http://a.localhost:8000/ - HIER_DIRECT/a.localhost -
+ *             1796130284.123    180 127.0.0.2 TCP_MISS/200 411 GET http://a.localhost:8000/ - HIER_DIRECT/a.localhost -
  *   combined  the Apache/nginx combined format (referer and user agent are not logged: "-")
  *             127.0.0.2 - - [01/Dec/2026:13:04:44 +0000] "GET http://a.localhost:8000/ HTTP/1.1" 200 411 "-" "-"
  *

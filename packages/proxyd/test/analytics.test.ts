@@ -5,6 +5,7 @@
 // memory and the store bounded while the heavy hitters stay on top with exact counts.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { Pool } from 'undici';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOrigin } from './helpers/origin.ts';
@@ -13,7 +14,6 @@ import { adminGet, analyticsOf, expectedOf, reportTables, sendPlan, type Planned
 import { startAdminServer } from '../src/admin/admin-server.ts';
 import { Analytics, STORED_KEYS } from '../src/logger/analytics.ts';
 import { HOUR_MS } from '../src/logger/analytics-store.ts';
-import { analyticsReport } from '../src/logger/analytics-report.ts';
 import { requestFacts } from '../src/logger/request-facts.ts';
 
 /** Three clients, three names on two origins, two blocked names. */
@@ -170,10 +170,55 @@ t.test('50,000 random destination names: memory and the store stay bounded, the 
   const bytes = statSync(file).size + statSync(`${file}-wal`).size;
   t.ok(bytes < 2 * 1024 * 1024, `the file and its WAL are ${bytes} bytes`);
 
-  const report = analyticsReport(analytics.store, '24h', hour + 3000);
+  const report = analytics.report('24h', hour + 3000);
   t.same(report.topDomains.slice(0, 3).map((d) => [d.name, d.requests]), Object.entries(heavy), 'the heavy hitters on top, with exact counts');
   t.equal(report.topDomains.reduce((x, d) => x + d.requests, 0), sequence.length, 'top + "(other)" = every request');
   t.equal(report.topDomains.at(-1)?.name, '(other)');
   t.equal(report.totals.requests, sequence.length, 'the total is exact');
   analytics.close();
+});
+
+t.test('through the proxy: 50,000 random blocked names and three heavy hitters; the logger thread stays bounded', async (t) => {
+  const origin = await startOrigin();
+  const dir = tempDir();
+  const blocklist = join(dir, 'blocklist.txt');
+  writeFileSync(blocklist, 'scan.localhost\n');
+  // info: the per-connection debug records would only add to what the ring carries
+  const proxy = await startTestProxy(t, { workers: 2, logLevel: 'info', blocklistFile: blocklist, admin: { host: '127.0.0.1', port: 0 }, analyticsFile: join(dir, 'sweep.sqlite') });
+  const admin = (await startAdminServer(proxy))!;
+  const pool = new Pool(proxy.url, { connections: 4, pipelining: 4, connect: { localAddress: '127.0.0.2' } });
+  t.teardown(async () => {
+    await pool.close();
+    await admin.close();
+    await proxy.close(0);
+    await origin.close();
+  });
+  const heavy = { 'heavy-1.localhost': 120, 'heavy-2.localhost': 80, 'heavy-3.localhost': 40 };
+  const NAMES = 50_000;
+  const targets: string[] = Array.from({ length: NAMES }, () => `http://${randomBytes(6).toString('hex')}.scan.localhost/`);
+  for (const [name, n] of Object.entries(heavy)) for (let i = 0; i < n; i++) targets.splice(Math.floor(((i + 0.5) * targets.length) / n), 0, `http://${name}:${origin.port}/hello`);
+  const started = performance.now();
+  const statuses = new Map<number, number>();
+  let next = 0;
+  async function sender(): Promise<void> {
+    while (next < targets.length) {
+      const path = targets[next++]!;
+      const res = await pool.request({ method: 'GET', path, headers: { host: new URL(path).host } });
+      await res.body.dump();
+      statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+    }
+  }
+  await Promise.all(Array.from({ length: 16 }, sender));
+  t.same(Object.fromEntries(statuses), { 200: 240, 403: NAMES }, `${targets.length} requests in ${((performance.now() - started) / 1000).toFixed(1)} s: the heavy hitters served, the sweep blocked`);
+  t.equal(proxy.shared.ring.dropped, 0, 'no log record dropped (the counts below are exact)');
+
+  const report = await analyticsOf(admin.address.port);
+  t.equal(report.totals.requests, targets.length, 'every request counted');
+  t.same(report.decisions, { allowed: 240, blocked: NAMES }, 'decisions');
+  t.same(report.topDomains.slice(0, 3).map((d) => [d.name, d.requests]), Object.entries(heavy), 'the heavy hitters on top with exact counts');
+  t.equal(report.topDomains.at(-1)?.name, '(other)', 'the rest of the sweep in "(other)"');
+  t.equal(report.topDomains.reduce((n, d) => n + d.requests, 0), targets.length, 'top + other = every request');
+  const bound = Object.values(STORED_KEYS).reduce((x, y) => x + y, 0) * 20;
+  t.ok(report.store.keysInMemory <= bound, `the logger thread holds ${report.store.keysInMemory} keys (at most ${bound})`);
+  t.ok(report.store.rows <= 2 * (STORED_KEYS.host + STORED_KEYS.blocked + 20), `the store holds ${report.store.rows} rows`);
 });

@@ -9,7 +9,7 @@ const DAY_MS = 24 * HOUR_MS;
 /** Rows in a top table of the report (before "(other)"). */
 export const REPORT_TOP = 20;
 
-export function analyticsReport(store: AnalyticsStore, range: AnalyticsRange, now = Date.now()): AnalyticsReport {
+export function analyticsReport(store: AnalyticsStore, range: AnalyticsRange, { now = Date.now(), keysInMemory = 0 } = {}): AnalyticsReport {
   const { hours, step } = ANALYTICS_RANGES[range];
   const stepMs = step === 'hour' ? HOUR_MS : DAY_MS;
   const to = Math.floor(now / stepMs) * stepMs + stepMs;
@@ -38,7 +38,7 @@ export function analyticsReport(store: AnalyticsStore, range: AnalyticsRange, no
         const [domain = '', rule = ''] = r.key.split('\t');
         return { domain, rule, requests: r.requests };
       }),
-    store: store.size(),
+    store: { ...store.size(), keysInMemory },
   };
 }
 

@@ -7,7 +7,9 @@
  * met again — after a restart, or a late record after the hour turned — is first read back from the
  * store, so counting goes on from what was saved.
  */
+import type { AnalyticsRange, AnalyticsReport } from '../messages/logger-messages.ts';
 import { AnalyticsStore, HOUR_MS } from './analytics-store.ts';
+import { analyticsReport } from './analytics-report.ts';
 import { statusClass, type RequestFacts } from './request-facts.ts';
 import { TopCounter, type Tally } from './top-counter.ts';
 
@@ -69,6 +71,12 @@ export class Analytics {
       if (hour < current) this.#hours.delete(hour);
     }
     this.#pruneIfDue(now);
+  }
+
+  /** Save, then the report for a range (what /api/analytics answers). */
+  report(range: AnalyticsRange, now = Date.now()): AnalyticsReport {
+    this.flush(now);
+    return analyticsReport(this.store, range, { now, keysInMemory: this.keysInMemory() });
   }
 
   /** Keys held in memory, over every hour and dimension (what the bound is about). */

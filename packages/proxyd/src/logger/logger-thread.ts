@@ -25,7 +25,6 @@ import { hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
 import { AccessLog } from './access-log.ts';
 import { Analytics } from './analytics.ts';
-import { analyticsReport } from './analytics-report.ts';
 import { requestFacts } from './request-facts.ts';
 import type { AnalyticsRequest, LoggerInit, LoggerMessage, ToLogger } from '../messages/logger-messages.ts';
 
@@ -178,8 +177,7 @@ function answerAnalytics(request: AnalyticsRequest): void {
   let answer: LoggerMessage;
   try {
     if (!analytics) throw new Error(analyticsError ?? 'analytics are off (--analytics off)');
-    analytics.flush();
-    answer = { type: 'analytics', id: request.id, report: analyticsReport(analytics.store, request.range) };
+    answer = { type: 'analytics', id: request.id, report: analytics.report(request.range) };
   } catch (err) {
     answer = { type: 'analytics', id: request.id, report: undefined, error: (err as Error).message };
   }

@@ -51,7 +51,8 @@ export interface AnalyticsReport {
   topClients: KeyTally[];
   /** Blocked or refused destinations and the rule that did it, most often first. */
   blocked: { domain: string; rule: string; requests: number }[];
-  store: { hours: number; rows: number };
+  /** The store's size, and the keys the logger thread holds in memory for the hours it is counting. */
+  store: { hours: number; rows: number; keysInMemory: number };
 }
 
 /** What the logger thread aggregated off the serving path: top hosts and clients, recent lines. */

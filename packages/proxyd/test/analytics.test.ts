@@ -6,15 +6,17 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
-import { statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { startOrigin } from './helpers/origin.ts';
-import { startCliProxy, startTestProxy, tempDir } from './helpers/proxy.ts';
+import { BIN, startCliProxy, startTestProxy, tempDir } from './helpers/proxy.ts';
 import { adminGet, analyticsOf, expectedOf, reportTables, sendPlan, type Planned } from './helpers/analytics.ts';
 import { startAdminServer } from '../src/admin/admin-server.ts';
 import { Analytics, STORED_KEYS } from '../src/logger/analytics.ts';
 import { HOUR_MS } from '../src/logger/analytics-store.ts';
 import { requestFacts } from '../src/logger/request-facts.ts';
+import { formatRetention, parseRetention } from '../src/config/retention.ts';
 
 /** Three clients, three names on two origins, two blocked names. */
 function planFor(portA: number, portB: number): Planned[] {
@@ -221,4 +223,28 @@ t.test('through the proxy: 50,000 random blocked names and three heavy hitters; 
   const bound = Object.values(STORED_KEYS).reduce((x, y) => x + y, 0) * 20;
   t.ok(report.store.keysInMemory <= bound, `the logger thread holds ${report.store.keysInMemory} keys (at most ${bound})`);
   t.ok(report.store.rows <= 2 * (STORED_KEYS.host + STORED_KEYS.blocked + 20), `the store holds ${report.store.rows} rows`);
+});
+
+t.test('--analytics off: no file, and /api/analytics says why', async (t) => {
+  const proxy = await startTestProxy(t, { analytics: 'off', admin: { host: '127.0.0.1', port: 0 } });
+  const admin = (await startAdminServer(proxy))!;
+  t.teardown(async () => {
+    await admin.close();
+    await proxy.close(0);
+  });
+  const r = await adminGet(admin.address.port, '/api/analytics?range=24h');
+  t.equal(r.status, 503);
+  t.match(JSON.parse(r.body), { error: /--analytics off/ });
+  t.notOk(existsSync(join(dirname(proxy.logFile), 'analytics.sqlite')), 'no analytics.sqlite beside the log file');
+});
+
+t.test('--analytics-retention takes whole days or hours, with the unit', async (t) => {
+  t.same(parseRetention('90d'), { ok: true, value: 2160 });
+  t.same(parseRetention('36h'), { ok: true, value: 36 });
+  t.equal(formatRetention(2160), '90d');
+  t.equal(formatRetention(36), '36h');
+  for (const bad of ['90', '1.5d', '0h', 'soon', '9999d']) t.equal(parseRetention(bad).ok, false, `"${bad}" refused`);
+  const r = spawnSync(process.execPath, [BIN, 'check-config', '--analytics-retention', '90'], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 2, 'check-config: exit 2');
+  t.equal(r.stderr, 'proxyd: --analytics-retention: "90" is not a retention (use whole days or hours, e.g. 90d, 48h)\n', 'one line naming the option');
 });

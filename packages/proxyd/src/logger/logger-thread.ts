@@ -171,12 +171,14 @@ function countRequest(record: Record<string, unknown>, time: number): void {
   accessLog?.add(facts);
 }
 
+/** Count everything written so far (drain the ring), save, and answer with the report. */
 function answerAnalytics(request: AnalyticsRequest): void {
-  ring.drain(onRecord);
-  writeBatch();
   let answer: LoggerMessage;
   try {
+    if (stopping) throw new Error('proxyd is stopping'); // the store is being closed
     if (!analytics) throw new Error(analyticsError ?? 'analytics are off (--analytics off)');
+    ring.drain(onRecord);
+    writeBatch();
     answer = { type: 'analytics', id: request.id, report: analytics.report(request.range) };
   } catch (err) {
     answer = { type: 'analytics', id: request.id, report: undefined, error: (err as Error).message };
@@ -273,7 +275,7 @@ async function flushAndClose(): Promise<void> {
 
 parentPort!.on('message', (message: ToLogger) => {
   if (message.type === 'flush') void flushAndClose();
-  else if (message.type === 'analytics' && !stopping) answerAnalytics(message);
+  else if (message.type === 'analytics') answerAnalytics(message);
 });
 
 if (analyticsError !== undefined) writeRecord({ time: Date.now(), level: 'error', event: 'analytics-error', error: analyticsError, kept: 'the log; analytics are off until the next start' });

@@ -57,6 +57,13 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
     if (m.report) query.resolve(m.report);
     else query.reject(new Error(m.error ?? 'no analytics'));
   });
+  worker.once('exit', () => {
+    for (const query of queries.values()) {
+      clearTimeout(query.timer);
+      query.reject(new Error('the logger thread has ended'));
+    }
+    queries.clear();
+  });
   return {
     summary: () => latest,
     analytics(range) {

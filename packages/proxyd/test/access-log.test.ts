@@ -79,7 +79,7 @@ for (const format of ['combined', 'squid'] as const) {
     const admin = (await startAdminServer(proxy))!;
     const sent = plan(origin.port);
     await sendPlan(proxy.url, sent);
-    const report = await analyticsOf(admin.address.port); // drains the ring: every line is in the batch handed to winston
+    const report = await analyticsOf(admin.address.port, '24h', sent.length);
     await admin.close();
     await proxy.close(0); // flushes the access log
     const lines = readFileSync(accessLog, 'utf8').trim().split('\n');

@@ -52,7 +52,7 @@ t.test('/api/analytics counts exactly what three clients sent: per client, per d
   t.same(statuses, plan.map((p) => (p.blockedBy ? 403 : 200)), 'allowed requests answered 200, blocked ones 403');
   const expected = expectedOf(plan);
 
-  const report = await analyticsOf(admin.address.port, '24h');
+  const report = await analyticsOf(admin.address.port, '24h', expected.requests);
   t.same(report.totals, { name: 'total', requests: expected.requests, bytesUp: expected.bytesUp, bytesDown: expected.bytesDown }, `totals: ${expected.requests} requests, ${expected.bytesUp} B up, ${expected.bytesDown} B down`);
   t.same(report.decisions, expected.decisions, 'decisions: allowed and blocked');
   t.same(report.status, { '2xx': expected.decisions.allowed, '4xx': expected.decisions.blocked }, 'status classes');
@@ -106,7 +106,7 @@ t.test('the counts survive SIGTERM and a new start, and counting goes on from th
   const again = await startCliProxy(t, args);
   t.teardown(() => again.stop('SIGKILL'));
   const adminPort = adminPortOf(again.stdout());
-  const after = await analyticsOf(adminPort);
+  const after = await analyticsOf(adminPort, '24h', first.length);
   const expected = expectedOf(first);
   t.same(after.totals, { name: 'total', requests: 3, bytesUp: 0, bytesDown: 5600 }, 'after the restart: the totals of the first run');
   t.same(reportTables(after).clients, expected.clients, 'per client');
@@ -114,7 +114,7 @@ t.test('the counts survive SIGTERM and a new start, and counting goes on from th
 
   const second: Planned[] = [{ client: '127.0.0.4', host: 'one.localhost', port: a.port, method: 'GET', bytes: 100 }];
   await sendPlan(again.url, second);
-  const both = await analyticsOf(adminPort);
+  const both = await analyticsOf(adminPort, '24h', first.length + second.length);
   t.same(reportTables(both).domains, expectedOf([...first, ...second]).domains, 'the second run adds to the first (the hour is read back, not restarted)');
   t.equal(both.totals.requests, 4);
 });
@@ -214,7 +214,7 @@ t.test('through the proxy: 50,000 random blocked names and three heavy hitters; 
   t.same(Object.fromEntries(statuses), { 200: 240, 403: NAMES }, `${targets.length} requests in ${((performance.now() - started) / 1000).toFixed(1)} s: the heavy hitters served, the sweep blocked`);
   t.equal(proxy.shared.ring.dropped, 0, 'no log record dropped (the counts below are exact)');
 
-  const report = await analyticsOf(admin.address.port);
+  const report = await analyticsOf(admin.address.port, '24h', targets.length);
   t.equal(report.totals.requests, targets.length, 'every request counted');
   t.same(report.decisions, { allowed: 240, blocked: NAMES }, 'decisions');
   t.same(report.topDomains.slice(0, 3).map((d) => [d.name, d.requests]), Object.entries(heavy), 'the heavy hitters on top with exact counts');

@@ -74,10 +74,20 @@ export function adminGet(port: number, path: string): Promise<{ status: number; 
   });
 }
 
-export async function analyticsOf(adminPort: number, range = '24h'): Promise<AnalyticsReport> {
-  const r = await adminGet(adminPort, `/api/analytics?range=${range}`);
-  if (r.status !== 200) throw new Error(`/api/analytics: ${r.status} ${r.body}`);
-  return JSON.parse(r.body) as AnalyticsReport;
+/**
+ * /api/analytics for a range. With `requests`, asked again (bounded) until it counts that many: a
+ * request's record is written when the worker sees its response close, which can be just after the
+ * client has read the response; the caller then checks the counts for exact equality.
+ */
+export async function analyticsOf(adminPort: number, range = '24h', requests = 0): Promise<AnalyticsReport> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await adminGet(adminPort, `/api/analytics?range=${range}`);
+    if (r.status !== 200) throw new Error(`/api/analytics: ${r.status} ${r.body}`);
+    const report = JSON.parse(r.body) as AnalyticsReport;
+    if (report.totals.requests >= requests || Date.now() > deadline) return report;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** The report's tables as the plan's maps, to compare with t.same. */

@@ -47,6 +47,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   gauge('proxyd_tunnels_open', 'Open CONNECT tunnels', () => stats.get('tunnels'));
   counter('proxyd_connections_accepted_total', 'TCP connections accepted', 'accepted');
   counter('proxyd_connections_denied_total', 'Connections refused at accept (client ACL)', 'clientsDenied');
+  counter('proxyd_proxy_protocol_refused_total', 'Connections refused with --proxy-protocol on: not from a balancer, or no valid PROXY header in time', 'proxyProtocolRefused');
   counter('proxyd_semaphore_waits_total', 'Connections that had to wait for a permit', 'queued');
   counter('proxyd_queue_timeouts_total', 'Waiters refused 503 after --queue-timeout', 'queueTimeouts');
   counter('proxyd_queue_full_total', 'Connections refused 503 with the waiting queue full', 'queueFull');

@@ -105,6 +105,30 @@ export const OPTIONS = {
     help: 'rotate the log file when it reaches this many bytes (0: never; it may pass them by one write batch, about 64 KiB)',
   }),
   'log-max-files': option({ field: 'logMaxFiles', type: wholeNumberType(1, 1000), default: 10, live: false, help: 'rotated log files to keep (proxy1.log … proxyN.log beside proxy.log, which is always the newest)' }),
+  'proxy-protocol': option({
+    field: 'proxyProtocol',
+    type: choiceType(['off', 'on']),
+    default: 'off',
+    live: false,
+    help: 'behind a TCP load balancer (HAProxy send-proxy/send-proxy-v2, an AWS NLB with proxy protocol v2): every connection must come from --proxy-protocol-from and start with a PROXY v1 or v2 header, whose client address the ACL, limits and logs then use',
+  }),
+  'proxy-protocol-from': option({
+    field: 'proxyProtocolFrom',
+    type: cidrListType(),
+    default: [],
+    helpDefault: 'none',
+    live: false,
+    help: 'the load balancers (repeatable CIDR): with --proxy-protocol on, only they may connect, and each connection must start with a PROXY header',
+  }),
+  'proxy-protocol-timeout': option({ field: 'proxyProtocolTimeoutMs', type: durationType(), default: 5_000, live: false, help: 'a connection from a balancer must send its whole PROXY header within this, or it is closed' }),
+  'agent-check': option({
+    field: 'agentCheck',
+    type: hostPortOrOffType(),
+    default: undefined,
+    helpDefault: 'off',
+    live: false,
+    help: 'answer HAProxy\'s agent check on host:port: "up N%" with N the share of free permits, "drain" once SIGTERM starts the grace period, "down" while starting',
+  }),
   'access-log': option({
     field: 'accessLog',
     type: optionalPathType(),
@@ -152,5 +176,13 @@ export const RULES: readonly CrossRule[] = [
       o.admin !== undefined && !isLoopbackHost(o.admin.host) && o.authFile === undefined
         ? { option: 'admin', problem: `${o.admin.host}:${o.admin.port} is not a loopback address: that needs --auth-file (or reach the admin port through an SSH tunnel)` }
         : undefined,
+  },
+  {
+    check: (o) =>
+      o.proxyProtocol === 'on' && o.proxyProtocolFrom.length === 0
+        ? { option: 'proxy-protocol-from', problem: 'is needed with --proxy-protocol on: the addresses of the load balancers that send the PROXY header' }
+        : o.proxyProtocol === 'on' && o.tlsCert !== undefined
+          ? { option: 'proxy-protocol', problem: 'cannot be on with --tls-cert yet: behind a balancer, let it or the clients speak TLS through CONNECT' }
+          : undefined,
   },
 ];

@@ -8,7 +8,8 @@ export const STAT_NAMES = [
   'logLevel', // least severe level written (0 error … 3 debug): events below it are not even encoded
   // counters
   'accepted', // TCP connections accepted
-  'clientsDenied', // refused at accept: address outside --allow-client
+  'clientsDenied', // refused: address outside --allow-client (at accept; behind a balancer, after the PROXY header)
+  'proxyProtocolRefused', // --proxy-protocol: not a balancer, or no valid PROXY header in time
   'authFailures', // requests without valid proxy credentials
   'admitted', // connections that got a permit
   'queued', // connections that had to wait for a permit

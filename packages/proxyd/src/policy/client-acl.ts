@@ -31,3 +31,10 @@ export function createClientAcl(allowClient: readonly string[], authEnabled: boo
     },
   };
 }
+
+/** The load balancers of --proxy-protocol-from: true for an address inside one of their ranges. */
+export function createBalancerMatcher(cidrs: readonly string[]): (address: string) => boolean {
+  const list = new net.BlockList();
+  for (const cidr of cidrs) addCidr(list, cidr, '--proxy-protocol-from');
+  return (address) => inList(list, address);
+}

@@ -16,6 +16,11 @@ export interface PrimaryState {
   options: ProxyOptions;
   /** Who may connect (rebuilt on reload). */
   acl: ClientAcl;
+  /**
+   * With --proxy-protocol on: the load balancers, the only peers that may connect. The client ACL then
+   * applies in the serving thread, to the address in the PROXY header (the primary never reads a socket).
+   */
+  readonly balancers: ((address: string) => boolean) | undefined;
   /** The users of --auth-file, when authentication is on (re-read on reload). */
   users: Users | undefined;
   /** The blocklist's domains in force (re-read on reload). */

@@ -18,9 +18,10 @@ import { LEVEL_RANK } from '../memory/event-log.ts';
 import { createSharedState, type SharedState } from '../memory/shared-state.ts';
 import type { AnalyticsRange, AnalyticsReport, LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
-import { createClientAcl } from '../policy/client-acl.ts';
+import { createBalancerMatcher, createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import { acceptConnection } from './accept.ts';
+import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
 import { loadStartupFiles } from './load-files.ts';
@@ -75,6 +76,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const shared = createSharedState(options);
   shared.stats.set('logLevel', LEVEL_RANK[options.logLevel]);
   const listener = await listenPaused(options.host, options.port);
+  // The agent answers "down" from now until the serving threads are up, and "drain" once close() begins.
+  let phase: AgentPhase = 'starting';
+  const agent = options.agentCheck ? await startAgentCheck(options.agentCheck, () => agentReply(phase, shared.semaphore.free, shared.semaphore.permits)) : undefined;
   listener.server.on('error', (err) => shared.log.write({ event: 'listener-error', level: 'error', error: err.message }));
   const logger = startLoggerThread(shared, options);
   shared.workers.claim(); // row 0 of the thread table: the primary's own event loop
@@ -90,6 +94,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     });
   } catch (err) {
     listener.server.close();
+    await agent?.close();
     await logger.flush();
     throw err;
   }
@@ -100,6 +105,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     shared,
     options,
     acl: createClientAcl(options.allowClient, users !== undefined),
+    balancers: options.proxyProtocol === 'on' ? createBalancerMatcher(options.proxyProtocolFrom) : undefined,
     users,
     blocklist: blocklist.rules,
     waits: new WaitHistogram(),
@@ -110,10 +116,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     lastConnectionId: 0,
   };
   listener.open((socket) => acceptConnection(state, socket));
+  phase = 'serving';
 
   const access = state.acl.describe();
   const warning = accessWarning(options.host, state.acl);
-  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length });
+  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address });
   if (warning) shared.log.write({ event: 'access-warning', level: 'warn', message: warning });
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
@@ -135,12 +142,20 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     accessWarning: warning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
-    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= shutdown(state, listener.server, logger, graceMs)),
+    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, () => (phase = 'draining'))),
   };
 }
 
+/** Shut down (shutdown.ts) with the agent saying "drain" throughout the grace period; then close the agent. */
+async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, agent: AgentCheck | undefined, drain: () => void): Promise<{ closedAtDeadline: number }> {
+  drain();
+  const result = await shutdown(state, server, logger, graceMs);
+  await agent?.close();
+  return result;
+}
+
 /** The 'started' record: what this proxy runs with, in one line of the log. */
-function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number }): void {
+function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number; agent: net.AddressInfo | undefined }): void {
   const { options, users } = state;
   state.shared.log.write({
     event: 'started',
@@ -158,5 +173,6 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
     node: process.versions.node,
     pid: process.pid,
+    agentCheck: run.agent ? `${run.agent.address}:${run.agent.port}` : 'off',
   });
 }

@@ -11,14 +11,16 @@ import { BroadcastChannel, isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import { blocklistOf } from '../policy/blocklist.ts';
+import { createClientAcl } from '../policy/client-acl.ts';
 import { CredentialCache } from '../policy/credential-cache.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState } from '../memory/shared-state.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
-import type { ServeContext } from './context.ts';
+import type { ConnectionInfo, ServeContext } from './context.ts';
 import { answerUnparsable, connections, createProxyServer } from './proxy-server.ts';
 import { handToParser } from './first-bytes.ts';
+import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
 
@@ -45,6 +47,7 @@ export function init(data: ServeInit): void {
     options: data.options,
     blocklist: blocklistOf(data.blocklist),
     destinations: createDestinationPolicy({ allowDest: data.options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses }),
+    clientAcl: createClientAcl(data.options.allowClient, data.users !== undefined),
     auth: new CredentialCache(data.users ? new Map(data.users) : undefined),
     viaToken: data.viaToken,
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
@@ -75,6 +78,7 @@ export function init(data: ServeInit): void {
     context.blocklist = blocklistOf(update.blocklist);
     context.auth.setUsers(update.users ? new Map(update.users) : undefined);
     if (update.options) applyOptions(context, server!, update.options, data);
+    context.clientAcl = createClientAcl(context.options.allowClient, update.users !== undefined);
     context.shared.log.write({ event: 'policy-applied', level: 'debug', domains: update.blocklist.length, users: update.users?.length });
   };
 }
@@ -104,26 +108,58 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
       // Give the permit back: Atomics.notify inside release() wakes the primary's next waiter.
       if (shared.leases.release(lease, shared.semaphore)) shared.stats.add('active', -1);
       const ms = Math.round(performance.now() - started);
-      shared.log.write({ event: 'closed', level: 'debug', conn: id, client, up, down, ms });
+      shared.log.write({ event: 'closed', level: 'debug', conn: id, client: info.client, up, down, ms });
       resolve({ up, down, ms });
     });
-    // A socket accepted with pauseOnConnect has not started reading. A transferred one starts afresh in
-    // this thread; on the primary (--workers 0) it is the same paused socket and must be resumed.
-    if (ctx!.tls) {
-      // HTTPS to the proxy: TLS ends here, in the worker; the HTTP server reads the decrypted stream.
-      const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx!.tls, ALPNProtocols: ['http/1.1'] });
-      connections.set(secure, info);
-      secure.on('error', (err: NodeJS.ErrnoException) => {
-        shared.log.write({ event: 'tls-error', level: 'warn', conn: id, client, error: err.code ?? err.message });
-        socket.destroy();
-      });
-      server!.emit('connection', secure);
-      socket.resume();
-    } else {
-      const context = ctx!;
-      handToParser(server!, socket, (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'));
-    }
+    if (ctx!.options.proxyProtocol === 'on') void serveBehindBalancer(ctx!, socket, info);
+    else serveSocket(ctx!, socket, info);
   });
+}
+
+/**
+ * --proxy-protocol on: the peer is a load balancer. Read its PROXY header first; from then on the
+ * connection is the real client's (logs, auth throttling, limits), and the client ACL applies to it.
+ */
+async function serveBehindBalancer(context: ServeContext, socket: net.Socket, info: ConnectionInfo): Promise<void> {
+  const { stats, log } = context.shared;
+  const read = await readProxyHeader(socket, context.options.proxyProtocolTimeoutMs);
+  if (!read.ok) {
+    stats.add('proxyProtocolRefused');
+    log.write({ event: 'proxy-header-refused', level: 'warn', conn: info.id, client: info.client, why: read.why });
+    return void socket.destroy();
+  }
+  const balancer = info.client;
+  if (read.source) {
+    info.address = read.source.address;
+    info.client = `${read.source.address}:${read.source.port}`;
+  }
+  if (!context.clientAcl.allows(info.address)) {
+    stats.add('clientsDenied');
+    log.write({ event: 'client-denied', level: 'warn', conn: info.id, client: info.client, via: balancer, why: 'address outside --allow-client' });
+    return void socket.destroy();
+  }
+  log.write({ event: 'proxy-header', level: 'debug', conn: info.id, client: info.client, via: balancer, version: read.version, local: read.source === undefined });
+  serveSocket(context, socket, info);
+}
+
+/** Hand the client's bytes to this thread's HTTP server: through TLS when the listener speaks it. */
+function serveSocket(context: ServeContext, socket: net.Socket, info: ConnectionInfo): void {
+  const { shared } = context;
+  // A socket accepted with pauseOnConnect has not started reading. A transferred one starts afresh in
+  // this thread; on the primary (--workers 0) it is the same paused socket and must be resumed.
+  if (context.tls) {
+    // HTTPS to the proxy: TLS ends here, in the worker; the HTTP server reads the decrypted stream.
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context.tls, ALPNProtocols: ['http/1.1'] });
+    connections.set(secure, info);
+    secure.on('error', (err: NodeJS.ErrnoException) => {
+      shared.log.write({ event: 'tls-error', level: 'warn', conn: info.id, client: info.client, error: err.code ?? err.message });
+      socket.destroy();
+    });
+    server!.emit('connection', secure);
+    socket.resume();
+  } else {
+    handToParser(server!, socket, (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'));
+  }
 }
 
 /** New live options (SIGHUP): new requests see them; open connections keep going. */

@@ -1,5 +1,6 @@
 // What a serving thread knows: the shared memory, the options, the current policy, the upstream pool.
 import type tls from 'node:tls';
+import type { ClientAcl } from '../policy/client-acl.ts';
 import type { Agent } from 'undici';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
@@ -12,6 +13,8 @@ export interface ServeContext {
   options: ProxyOptions;
   blocklist: Blocklist;
   destinations: DestinationPolicy;
+  /** Who may use the proxy: applied here only behind a load balancer (--proxy-protocol), to the header's address. */
+  clientAcl: ClientAcl;
   /** Proxy-Authorization checks, with this thread's cache of verified credentials. */
   auth: CredentialCache;
   /** This proxy instance's token in Via headers; seeing it on a request means a loop. */

@@ -3,6 +3,7 @@
 // bytes, and the blocked destinations with their rules.
 import { ANALYTICS_RANGES, type AnalyticsRange, type AnalyticsReport, type KeyTally } from '../messages/logger-messages.ts';
 import { HOUR_MS, type AnalyticsStore } from './analytics-store.ts';
+import { DECISIONS, type Decision } from './request-facts.ts';
 import { OTHER, type Tally } from './top-counter.ts';
 
 const DAY_MS = 24 * HOUR_MS;
@@ -52,8 +53,8 @@ function seriesOf(store: AnalyticsStore, from: number, stepMs: number, points: n
       series.requests[i]! += row.requests;
       series.bytesUp[i]! += row.bytesUp;
       series.bytesDown[i]! += row.bytesDown;
-    } else if (row.key in series && row.key !== 'time') {
-      (series[row.key as 'allowed'] as number[])[i]! += row.requests;
+    } else if ((DECISIONS as readonly string[]).includes(row.key)) {
+      series[row.key as Decision][i]! += row.requests;
     }
   }
   return series;

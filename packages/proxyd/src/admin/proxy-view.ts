@@ -4,7 +4,7 @@
 // RunningProxy satisfies this shape; the CLI hands it over. Serving never depends on admin/, and admin/
 // imports nothing from primary/.
 import type { ProxyOptions } from '../config/options.ts';
-import type { LogSummary } from '../messages/logger-messages.ts';
+import type { AnalyticsRange, AnalyticsReport, LogSummary } from '../messages/logger-messages.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import type { ClientLimits } from '../limits/client-limits.ts';
@@ -24,6 +24,8 @@ export interface ProxyView {
   readonly waits: { readonly bucketsSeconds: readonly number[]; readonly counts: readonly number[]; readonly count: number; readonly sumSeconds: number };
   /** The logger thread's latest aggregate. */
   summary(): LogSummary;
+  /** The analytics over days for a range, counted and answered by the logger thread. */
+  analytics(range: AnalyticsRange): Promise<AnalyticsReport>;
   /** The users of --auth-file now in force (the admin login uses them too). */
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */

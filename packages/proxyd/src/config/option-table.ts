@@ -18,6 +18,7 @@ import type { ProxyOptions } from './options.ts';
 import { choiceType, optionalPathType, textType, type OptionType } from './option-type.ts';
 import { portListType } from './port-list.ts';
 import { rateType } from './rate.ts';
+import { retentionType } from './retention.ts';
 import { wholeNumberType } from './whole-number.ts';
 
 export interface OptionDecl<F extends string = string, T = unknown> {
@@ -129,6 +130,24 @@ export const OPTIONS = {
     live: false,
     help: 'answer HAProxy\'s agent check on host:port: "up N%" with N the share of free permits, "drain" once SIGTERM starts the grace period, "down" while starting',
   }),
+  'access-log': option({
+    field: 'accessLog',
+    type: optionalPathType(),
+    default: undefined,
+    live: false,
+    help: 'also write an access log, one line per request, for GoAccess, SARG, Calamaris; rotates with --log-max-size and --log-max-files',
+  }),
+  'access-log-format': option({ field: 'accessLogFormat', type: choiceType(['squid', 'combined']), default: 'squid', live: false, help: "the access log's format: Squid's native format, or Apache/nginx combined" }),
+  analytics: option({ field: 'analytics', type: choiceType(['on', 'off']), default: 'on', live: false, help: 'count requests, bytes, decisions, top domains and clients per hour in a SQLite file (the admin page /analytics); off: none of it' }),
+  'analytics-file': option({
+    field: 'analyticsFile',
+    type: optionalPathType(),
+    default: undefined,
+    helpDefault: 'analytics.sqlite beside --log-file',
+    live: false,
+    help: "the analytics' SQLite file (written by the logger thread only)",
+  }),
+  'analytics-retention': option({ field: 'analyticsRetentionHours', type: retentionType(), default: 90 * 24, live: false, help: 'hours of analytics kept: older hours are deleted (e.g. 90d, 48h)' }),
   'shutdown-grace': option({ field: 'shutdownGraceMs', type: durationType({ allowZero: true }), default: 10_000, live: true, help: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed (0: close them at once)' }),
   'status-interval': option({ field: 'statusIntervalMs', type: durationType({ allowZero: true }), default: 5_000, live: false, help: 'status line (active, waiting, totals) this often while busy; 0 turns it off' }),
   // Defending the proxy (limits/): per-client limits, and detectors that ban. A client is its address, an

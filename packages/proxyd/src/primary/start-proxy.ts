@@ -16,7 +16,7 @@ import type { ProxyOptions } from '../config/options.ts';
 import { formatPortList } from '../config/port-list.ts';
 import { LEVEL_RANK } from '../memory/event-log.ts';
 import { createSharedState, type SharedState } from '../memory/shared-state.ts';
-import type { LogSummary } from '../messages/logger-messages.ts';
+import type { AnalyticsRange, AnalyticsReport, LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
 import { createBalancerMatcher, createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
@@ -45,6 +45,8 @@ export interface RunningProxy {
   waits: WaitHistogram;
   /** The logger thread's latest aggregate: top hosts and clients, recent lines. */
   summary(): LogSummary;
+  /** The analytics over a range, from the logger thread (rejects with --analytics off). */
+  analytics(range: AnalyticsRange): Promise<AnalyticsReport>;
   /** The users of --auth-file now in force (a reload re-reads them), when authentication is on. */
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */
@@ -136,6 +138,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     },
     waits: state.waits,
     summary: () => logger.summary(),
+    analytics: (range) => logger.analytics(range),
     users: () => state.users,
     get ready() {
       return closing === undefined;

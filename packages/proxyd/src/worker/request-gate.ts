@@ -43,7 +43,7 @@ export function passGate(ctx: ServeContext, conn: ConnectionInfo, req: http.Inco
   const via = rawHeaderValue(req.rawHeaders, 'via');
   if (via !== undefined && via.includes(ctx.viaToken)) {
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', rule: 'loop (our own Via token)' });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', rule: 'loop (our own Via token)', refusal: 'LOOP_DETECTED' });
     return onDecision(refuse('LOOP_DETECTED', '', reportRefusal(ctx, conn, undefined)));
   }
   if (!ctx.auth.enabled) return onDecision(checkPolicy(ctx, conn, req, kind, host, port, ''));
@@ -84,21 +84,21 @@ function checkPolicy(ctx: ServeContext, conn: ConnectionInfo, req: http.Incoming
   if (!portOk) {
     const rule = kind === 'connect' ? `connect-ports (port ${port})` : `blocked-http-ports (port ${port})`;
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule, refusal: 'BLOCKED_PORT' });
     return refuse('BLOCKED_PORT', `port ${port}; see ${kind === 'connect' ? '--connect-ports' : '--blocked-http-ports'}`, reportRefusal(ctx, conn, kind === 'connect' ? `${host}:${port}` : undefined));
   }
 
   const domainRule = ctx.blocklist.match(host);
   if (domainRule !== undefined) {
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule: domainRule });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule: domainRule, refusal: 'BLOCKED_DOMAIN' });
     return refuse('BLOCKED_DOMAIN', `rule "${domainRule}"`);
   }
 
   const addressRule = checkLiteral(ctx.destinations, host, port) ?? testGuard(ctx.testHooks, host);
   if (addressRule !== undefined) {
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule: addressRule });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, user: user || undefined, method: req.method, target, rule: addressRule, refusal: 'FORBIDDEN_DESTINATION' });
     return refuse('FORBIDDEN_DESTINATION', addressRule, reportRefusal(ctx, conn, kind === 'connect' ? `${host}:${port}` : undefined));
   }
   return user === '' ? ALLOWED_ANONYMOUS : { allow: true, user };
@@ -123,7 +123,7 @@ export function answerUpstreamFailure(
   const connectTarget = method === 'CONNECT' && 'target' in logged ? logged.target : undefined;
   if (err instanceof ForbiddenDestinationError) {
     stats.add('blocked');
-    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method, target: 'url' in logged ? logged.url : logged.target, rule: err.rule, address: err.address });
+    log.write({ event: 'blocked', level: 'warn', conn: conn.id, client: conn.client, method, target: 'url' in logged ? logged.url : logged.target, rule: err.rule, address: err.address, refusal: 'FORBIDDEN_DESTINATION' });
     return { code: 'FORBIDDEN_DESTINATION', detail: `${host} resolves to ${err.address}: ${err.rule}`, headers: reportRefusal(ctx, conn, connectTarget) };
   }
   const { refusal, kind, what } = classifyUpstreamError(err);

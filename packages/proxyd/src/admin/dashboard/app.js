@@ -208,12 +208,12 @@ function connect() {
   const source = new EventSource('/api/events');
   source.onopen = () => {
     $('conn').textContent = 'live';
-    $('conn').className = 'conn live';
+    $('conn').className = 'live';
   };
   source.onmessage = (e) => onSnapshot(JSON.parse(e.data));
   source.onerror = () => {
     $('conn').textContent = 'reconnecting…';
-    $('conn').className = 'conn';
+    $('conn').className = '';
   };
 }
 // For tests and the curious: the data behind the charts, the rate format, how many snapshots were drawn.

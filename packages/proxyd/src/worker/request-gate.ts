@@ -57,9 +57,14 @@ export function passGate(ctx: ServeContext, conn: ConnectionInfo, req: http.Inco
   });
 }
 
-/** 429 for a client (or user) over --rate-limit. Logged at debug: a flood would otherwise be a log flood. */
+/**
+ * 429 for a client (or user) over --rate-limit. Logged at info, like every answered request (Squid and
+ * nginx log their refusals too): the analytics count it as "limited" and the access log shows the 429. A
+ * flood writes one record per refused request, as it would per served one; a full log ring drops and
+ * counts records, it never holds a request back.
+ */
 function rateLimited(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, waitMs: number, key: string): GateDecision {
-  ctx.shared.log.write({ event: 'rate-limited', level: 'debug', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', key, waitMs });
+  ctx.shared.log.write({ event: 'rate-limited', level: 'info', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', key, waitMs });
   return refuse('RATE_LIMITED', '', { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
 }
 

@@ -4,6 +4,7 @@ import { Semaphore } from '@proxyd/sync/semaphore';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
 import { PermitLeases } from '@proxyd/sync/permit-leases';
+import { InFlightTable } from '@proxyd/sync/in-flight';
 import { STAT_NAMES, type StatName } from './stats-names.ts';
 import { EventLog } from './event-log.ts';
 import { WorkerTable } from './worker-table.ts';
@@ -14,6 +15,7 @@ export interface SharedBuffers {
   stats: SharedArrayBuffer;
   leases: SharedArrayBuffer;
   workers: SharedArrayBuffer;
+  inFlight: SharedArrayBuffer;
 }
 
 export interface SharedState {
@@ -22,9 +24,14 @@ export interface SharedState {
   stats: Stats<StatName>;
   leases: PermitLeases;
   workers: WorkerTable;
+  /** The cache's URLs being fetched now, and who waits for them (coalescing across threads). */
+  inFlight: InFlightTable;
   log: EventLog;
   buffers: SharedBuffers;
 }
+
+/** URLs that may be in flight at once; a miss beyond them is fetched without coalescing (~24 bytes each). */
+const IN_FLIGHT_SLOTS = 4096;
 
 /** Leases beyond 2 × permits, for connections whose task has not yet reported its end. */
 const LEASE_SLACK = 64;
@@ -34,21 +41,22 @@ export function createSharedState(o: { maxClients: number; maxWaiting: number; l
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
   const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
-  return bundle(semaphore, ring, stats, leases, WorkerTable.create());
+  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), InFlightTable.create(IN_FLIGHT_SLOTS));
 }
 
 export function attachSharedState(b: SharedBuffers): SharedState {
-  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers));
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), new InFlightTable(b.inFlight));
 }
 
-function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable): SharedState {
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, inFlight: InFlightTable): SharedState {
   return {
     semaphore,
     ring,
     stats,
     leases,
     workers,
+    inFlight,
     log: new EventLog(ring, () => stats.get('logLevel')),
-    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer },
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, inFlight: inFlight.buffer },
   };
 }

@@ -19,6 +19,8 @@ import { createSharedState, type SharedState } from '../memory/shared-state.ts';
 import type { LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
 import { createClientAcl } from '../policy/client-acl.ts';
+import { openCacheLocation } from '../cache/cache-file.ts';
+import { formatByteSize } from '../config/byte-size.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import { acceptConnection } from './accept.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
@@ -75,6 +77,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const listener = await listenPaused(options.host, options.port);
   listener.server.on('error', (err) => shared.log.write({ event: 'listener-error', level: 'error', error: err.message }));
   const logger = startLoggerThread(shared, options);
+  const cache = openCacheLocation(options);
+  if (cache.problem) shared.log.write({ event: 'cache-error', level: 'error', error: `${cache.problem}; serving without a cache` });
+  if (cache.location) {
+    shared.stats.set('cacheEntries', cache.location.entries);
+    shared.stats.set('cacheBytes', cache.location.bytes);
+  }
   shared.workers.claim(); // row 0 of the thread table: the primary's own event loop
   let serving;
   try {
@@ -85,8 +93,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       viaToken: `proxyd-${randomBytes(4).toString('hex')}`,
       ownPorts: [listener.address.port],
       localAddresses: localAddresses(),
+      cacheFile: cache.location?.file,
     });
   } catch (err) {
+    cache.location?.dispose();
     listener.server.close();
     await logger.flush();
     throw err;
@@ -111,7 +121,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const access = state.acl.describe();
   const warning = accessWarning(options.host, state.acl);
-  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length });
+  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, cache: describeCache(options, cache.location) });
   if (warning) shared.log.write({ event: 'access-warning', level: 'warn', message: warning });
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
@@ -132,12 +142,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     accessWarning: warning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
-    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= shutdown(state, listener.server, logger, graceMs)),
+    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= shutdown(state, listener.server, logger, graceMs).finally(() => cache.location?.dispose())),
   };
 }
 
 /** The 'started' record: what this proxy runs with, in one line of the log. */
-function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number }): void {
+function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number; cache: string }): void {
   const { options, users } = state;
   state.shared.log.write({
     event: 'started',
@@ -153,6 +163,15 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     destinations: describeDestinations(options),
     auth: users ? `${options.authFile} (${plural(users.size, 'user')})` : 'off',
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
+    cache: run.cache,
     node: process.versions.node,
   });
+}
+
+/** The cache in words, for the 'started' record. */
+function describeCache(options: ProxyOptions, location: { mode: string; file: string; entries: number } | undefined): string {
+  if (options.cache === 'off') return 'off';
+  if (!location) return 'off (its file could not be used: see the cache-error record)';
+  const held = location.mode === 'disk' ? `, ${plural(location.entries, 'entry', 'entries')} kept` : '';
+  return `${location.mode} ${formatByteSize(options.cacheMaxBytes)} (objects up to ${formatByteSize(options.cacheMaxObjectBytes)}) in ${location.file}${held}`;
 }

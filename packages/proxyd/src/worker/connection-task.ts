@@ -21,6 +21,7 @@ import { answerUnparsable, connections, createProxyServer } from './proxy-server
 import { handToParser } from './first-bytes.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
+import { openCache } from './open-cache.ts';
 
 export type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 
@@ -50,7 +51,9 @@ export function init(data: ServeInit): void {
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
     testHooks: data.testHooks,
+    cache: undefined,
   };
+  context.cache = openCache(context, data.cacheFile);
   ctx = context;
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);

@@ -1,6 +1,7 @@
 // What a serving thread knows: the shared memory, the options, the current policy, the upstream pool.
 import type tls from 'node:tls';
-import type { Agent } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import type { SharedStore } from '../cache/shared-store.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
@@ -20,6 +21,8 @@ export interface ServeContext {
   tls: tls.SecureContext | undefined;
   /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts). */
   upstream: Agent;
+  /** The shared cache, when it is on: the dispatcher plain HTTP goes through, and its store (PURGE). */
+  cache: { dispatcher: Dispatcher; store: SharedStore } | undefined;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }

@@ -1,7 +1,7 @@
 // An origin for the cache tests, on 127.0.0.1 and a free port: it counts the requests for every URL and
 // answers with the headers the URL's query asks for, so that a test names its case in the URL:
 //   cc=…       Cache-Control            etag=…   ETag (and 304 when If-None-Match matches)
-//   vary=…     Vary                     lm=N     Last-Modified N seconds ago (and 304 on If-Modified-Since)
+//   vary=…     Vary                     lm=N     Last-Modified N seconds before the origin started (304 on If-Modified-Since)
 //   cookie=1   Set-Cookie               status=N that status (e.g. 500 for stale-if-error)
 //   size=N     N bytes of pattern body  delay=N  wait N ms before answering
 //   v=…        anything, to make a URL unique
@@ -20,6 +20,8 @@ export interface CacheOrigin {
   failWith: number | undefined;
   close(): Promise<void>;
 }
+
+const STARTED = Math.floor(Date.now() / 1000) * 1000;
 
 export async function startCacheOrigin(): Promise<CacheOrigin> {
   const counts = new Map<string, number>();
@@ -56,9 +58,9 @@ function answer(origin: CacheOrigin, req: http.IncomingMessage, res: http.Server
     const etag = q.get('etag');
     if (etag) headers.etag = `"${etag}"`;
     const lm = q.get('lm');
-    const lastModified = lm ? new Date(Date.now() - Number(lm) * 1000) : undefined;
+    const lastModified = lm ? new Date(STARTED - Number(lm) * 1000) : undefined;
     if (lastModified) headers['last-modified'] = lastModified.toUTCString();
-    const notModified = (etag && req.headers['if-none-match'] === `"${etag}"`) || (lastModified && !etag && req.headers['if-modified-since'] !== undefined && Date.parse(req.headers['if-modified-since']) >= Math.floor(lastModified.getTime() / 1000) * 1000);
+    const notModified = (etag && req.headers['if-none-match'] === `"${etag}"`) || (lastModified && !etag && req.headers['if-modified-since'] !== undefined && Date.parse(req.headers['if-modified-since']) >= lastModified.getTime());
     if (notModified) return void res.writeHead(304, headers).end();
     const status = Number(q.get('status') ?? 200);
     const size = q.get('size');

@@ -6,6 +6,8 @@ import http from 'node:http';
 import { startCacheOrigin } from './helpers/cache-origin.ts';
 import { patternChunk, patternSha256, sha256 } from './helpers/origin.ts';
 import { eventually, readLog, startTestProxy } from './helpers/proxy.ts';
+import { curl } from './helpers/curl.ts';
+import { startAdminServer } from '../src/admin/admin-server.ts';
 
 const origin = await startCacheOrigin();
 const proxy = await startTestProxy(t, { workers: 4, upstreamTimeoutMs: 5_000 });
@@ -284,4 +286,34 @@ t.test('--cache-deny: a denied domain is never cached (BYPASS)', async (t) => {
   const b = await get(origin.url(p), { via: denying.url });
   t.equal(origin.count(p), 2);
   t.equal(b.headers['cache-status'], 'proxyd; fwd=bypass');
+});
+
+t.test('/metrics and /api/stats: hit ratios, entries, bytes stored, coalesced followers', async (t) => {
+  const own = await startTestProxy(t, { workers: 2, admin: { host: '127.0.0.1', port: 0 } });
+  const admin = (await startAdminServer(own))!;
+  t.teardown(async () => {
+    await admin.close();
+    await own.close(500);
+  });
+  const p = path('cc=max-age%3D60&size=1000&delay=200');
+  await Promise.all(Array.from({ length: 4 }, () => get(origin.url(p), { via: own.url }))); // 1 MISS, 3 COALESCED (or HIT)
+  await get(origin.url(p), { via: own.url }); // HIT
+  await get(origin.url(p), { via: own.url, method: 'POST' }); // BYPASS (and invalidates)
+  await eventually(() => own.shared.stats.get('active') === 0, 'every connection closed');
+  const text = (await curl([`http://127.0.0.1:${admin.address.port}/metrics`])).body.toString();
+  const metric = (name: string): number => Number(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+  t.equal(origin.count(p), 2, 'the GETs made one origin request (and the POST one)');
+  t.equal(metric('proxyd_cache_requests_total{result="miss"}'), 1);
+  t.equal(metric('proxyd_cache_requests_total{result="hit"}') + metric('proxyd_cache_requests_total{result="coalesced"}'), 4);
+  t.equal(metric('proxyd_cache_requests_total{result="bypass"}'), 1);
+  t.equal(metric('proxyd_cache_request_hit_ratio'), 0.8, '4 of 5 from the cache');
+  t.equal(metric('proxyd_cache_byte_hit_ratio'), 0.8, '4000 of 5000 bytes from the cache');
+  t.equal(metric('proxyd_cache_entries'), 0, 'the POST invalidated the one entry');
+  t.equal(metric('proxyd_cache_stored_bytes'), 0);
+  t.ok(metric('proxyd_cache_coalesced_followers_total') >= 1, `followers: ${metric('proxyd_cache_coalesced_followers_total')}`);
+  t.equal(metric('proxyd_cache_in_flight'), 0);
+  t.equal(metric('proxyd_cache_followers_waiting'), 0);
+  const stats = JSON.parse((await curl([`http://127.0.0.1:${admin.address.port}/api/stats`])).body.toString());
+  t.equal(stats.cache.requestHitRatio, 0.8);
+  t.equal(stats.cache.on, true);
 });

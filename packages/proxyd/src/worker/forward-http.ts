@@ -172,8 +172,10 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (!res.writableFinished) {
       this.clientGone = true; // the client went away early: stop the upstream side too
       this.controller?.abort(CLIENT_GONE);
+      this.trace?.abort?.abort(); // or stop waiting for another request's fetch
     }
     if (this.failed) return;
+    if (this.tag) countCacheTag(ctx, this.tag, this.bytesDown);
     ctx.shared.stats.add('allowed');
     ctx.shared.log.write({
       event: 'request',

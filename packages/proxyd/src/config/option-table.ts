@@ -160,6 +160,10 @@ export interface CrossRule {
 export const RULES: readonly CrossRule[] = [
   {
     check: (o) =>
+      o.cacheMaxObjectBytes > o.cacheMaxBytes ? { option: 'cache-max-object', problem: `is larger than --cache-size (${o.cacheMaxObjectBytes} > ${o.cacheMaxBytes} bytes): one object could never be stored` } : undefined,
+  },
+  {
+    check: (o) =>
       o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }
       : o.tlsKey !== undefined && o.tlsCert === undefined ? { option: 'tls-cert', problem: 'is missing: tls-cert and tls-key go together' }
       : undefined,

@@ -101,3 +101,14 @@ t.test('a read-only cache directory: logged, and the proxy serves without a cach
   t.match(readLog(join(logs, 'proxy.log')).find((r) => r.event === 'cache-error')?.error, /cannot use the cache file .*serving without a cache/);
   t.equal(await stopRun(run), 0, 'stops cleanly');
 });
+
+t.test('memory mode: a directory left on tmpfs by a proxy that was killed is removed at the next start', { skip: existsSync('/dev/shm') ? false : 'no /dev/shm' }, async (t) => {
+  const orphan = '/dev/shm/proxyd-cache-4194999-test'; // above Linux's largest pid: no such process
+  mkdirSync(orphan, { recursive: true });
+  writeFileSync(join(orphan, FILE), 'left behind');
+  const proxy = await startCliProxy(t, ['--workers', '1']);
+  t.teardown(() => proxy.stop());
+  t.notOk(existsSync(orphan), 'the orphan is gone');
+  const started = readLog(proxy.logFile).find((r) => r.event === 'started');
+  t.match(started?.cache, new RegExp(`^memory 256M .* in /dev/shm/proxyd-cache-\\d+-`), String(started?.cache));
+});

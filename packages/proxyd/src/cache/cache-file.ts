@@ -29,7 +29,9 @@ export function openCacheLocation(options: Pick<ProxyOptions, 'cache' | 'cacheDi
       dir = path.resolve(options.cacheDir);
       fs.mkdirSync(dir, { recursive: true });
     } else {
-      dir = fs.mkdtempSync(path.join(memoryDir(), 'proxyd-cache-'));
+      const parent = memoryDir();
+      removeOrphans(parent);
+      dir = fs.mkdtempSync(path.join(parent, `proxyd-cache-${process.pid}-`));
       const made = dir;
       dispose = () => fs.rmSync(made, { recursive: true, force: true });
     }
@@ -43,6 +45,33 @@ export function openCacheLocation(options: Pick<ProxyOptions, 'cache' | 'cacheDi
   } catch (err) {
     dispose();
     return { problem: `cannot use the cache file ${file}: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Memory-mode directories of proxyd processes that are gone (killed before they could remove theirs): on
+ * tmpfs they would hold RAM until a reboot. The directory's name carries its process id.
+ */
+function removeOrphans(parent: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^proxyd-cache-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
   }
 }
 

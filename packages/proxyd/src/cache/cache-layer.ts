@@ -54,9 +54,10 @@ type DispatchFn = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.Dispatc
 let denyRules: readonly string[] | undefined;
 let denyList: Blocklist = blocklistOf([]);
 
-function denied(setup: CacheLayerSetup, hostname: string): boolean {
+function denied(setup: CacheLayerSetup, origin: string): boolean {
   const rules = setup.deny();
   if (rules.length === 0) return false;
+  const hostname = new URL(origin).hostname;
   if (rules !== denyRules) {
     denyRules = rules;
     denyList = blocklistOf(rules.map((r) => r.toLowerCase().replace(/\.$/, '')));
@@ -75,7 +76,7 @@ function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): Dispa
       return next(opts, handler);
     }
     const origin = String(opts.origin);
-    if (denied(setup, new URL(origin).hostname)) {
+    if (denied(setup, origin)) {
       trace.bypass = true;
       return raw(opts, handler);
     }
@@ -106,6 +107,8 @@ function ask(a: Asking): boolean {
   const found = store.lookup(a.key);
   if (found) return answerFromStore(a, found);
   if (a.onlyIfCached) return answerGatewayTimeout(a);
+  // From here on undici's interceptor is asked while nothing is stored: hand it the miss (no second SELECT).
+  store.handOver(a.key, undefined);
   if (a.key.method !== 'GET') return a.next(a.opts, a.handler); // a HEAD miss: nothing to share
   const [hi, lo] = keyHash(`${a.key.origin}${a.key.path}`);
   const joined = a.setup.inFlight.join(hi, lo);
@@ -129,6 +132,7 @@ function again(a: Asking): boolean {
   if (found) return answerFromStore(a, found);
   a.trace.coalesced = false;
   if (a.onlyIfCached) return answerGatewayTimeout(a);
+  a.setup.store.handOver(a.key, undefined);
   return a.next(a.opts, a.handler);
 }
 
@@ -138,7 +142,18 @@ async function follow(a: Asking, joined: { slot: number; word: number }): Promis
   const followed = await inFlight.follow(joined, { patienceMs: a.setup.patienceMs(), signal: a.trace.abort.signal });
   if (followed.role === 'aborted') return; // the client left while waiting; its connection logs that
   try {
-    if (followed.role === 'leader') lead(a, followed);
+    if (followed.role === 'leader') {
+      // Taking over: look once more (the old leader may have stored it after all), else fetch.
+      const found = a.setup.store.lookup(a.key);
+      if (found) {
+        inFlight.finish(followed, true);
+        a.trace.coalesced = true;
+        answerFromStore(a, found);
+      } else {
+        a.setup.store.handOver(a.key, undefined);
+        lead(a, followed);
+      }
+    }
     else {
       a.trace.coalesced = true;
       again(a);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ProxyOptions } from '../config/options.ts';
 import { prepareStoreFile } from './shared-store.ts';
+import type { UrlPresence } from './url-presence.ts';
 
 export interface CacheLocation {
   file: string;
@@ -20,7 +21,7 @@ export interface CacheLocation {
 export const CACHE_FILE_NAME = 'proxyd-cache.sqlite';
 
 /** The cache file to share, or why there is none (the caller logs it; serving goes on uncached). */
-export function openCacheLocation(options: Pick<ProxyOptions, 'cache' | 'cacheDir'>): { location?: CacheLocation; problem?: string } {
+export function openCacheLocation(options: Pick<ProxyOptions, 'cache' | 'cacheDir'>, presence: UrlPresence): { location?: CacheLocation; problem?: string } {
   if (options.cache === 'off') return {};
   let dir: string;
   let dispose = (): void => {};
@@ -40,7 +41,7 @@ export function openCacheLocation(options: Pick<ProxyOptions, 'cache' | 'cacheDi
   }
   const file = path.join(dir, CACHE_FILE_NAME);
   try {
-    const held = prepareStoreFile(file);
+    const held = prepareStoreFile(file, presence);
     return { location: { file, mode: options.cacheDir === undefined ? 'memory' : 'disk', ...held, dispose } };
   } catch (err) {
     dispose();

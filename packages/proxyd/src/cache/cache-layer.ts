@@ -20,6 +20,7 @@ import { blocklistOf, type Blocklist } from '../policy/blocklist.ts';
 import type { SharedStore } from './shared-store.ts';
 import { RangeAnswer, wantedRange } from './range-answer.ts';
 import { newTrace, type CacheTrace } from './cache-status.ts';
+import { urlHash } from './url-presence.ts';
 
 // undici's own helpers, so that the keys made here are the keys its interceptor makes.
 const undiciCache = createRequire(import.meta.url)('undici/lib/util/cache.js') as {
@@ -110,7 +111,7 @@ function ask(a: Asking): boolean {
   // From here on undici's interceptor is asked while nothing is stored: hand it the miss (no second SELECT).
   store.handOver(a.key, undefined);
   if (a.key.method !== 'GET') return a.next(a.opts, a.handler); // a HEAD miss: nothing to share
-  const [hi, lo] = keyHash(`${a.key.origin}${a.key.path}`);
+  const [hi, lo] = urlHash(`${a.key.origin}${a.key.path}`);
   const joined = a.setup.inFlight.join(hi, lo);
   switch (joined.role) {
     case 'leader':
@@ -264,18 +265,6 @@ function traceOrigin(next: DispatchFn): DispatchFn {
       onResponseError: (c, err) => handler.onResponseError?.(c, err),
     });
   };
-}
-
-/** Two 32-bit FNV-1a hashes of the key (different offsets): 64 bits to tell URLs in flight apart. */
-function keyHash(text: string): [number, number] {
-  let a = 0x811c9dc5;
-  let b = 0x050c5d1f;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
-  }
-  return [a | 0, b | 0];
 }
 
 export { newTrace };

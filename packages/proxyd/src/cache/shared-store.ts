@@ -33,6 +33,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Readable, Writable } from 'node:stream';
 import type * as CacheTypes from 'undici/types/cache-interceptor.d.ts';
+import type { UrlPresence } from './url-presence.ts';
 
 type CacheKey = CacheTypes.default.CacheKey;
 type CacheValue = CacheTypes.default.CacheValue;
@@ -83,6 +84,8 @@ export interface StoreOptions {
   maxBytes: number;
   maxObjectBytes: number;
   counters: StoreCounters;
+  /** Which URLs may be stored (shared memory): a lookup of a URL that cannot be there skips the SELECT. */
+  presence: UrlPresence;
   /** Called once per thread with the first error (later ones are only counted). */
   onError(err: Error, doing: string): void;
 }
@@ -97,18 +100,32 @@ function openDatabase(file: string): DatabaseSync {
  * Primary, at start-up: create or check the file, drop what a crash left half-written, and say what it
  * holds. Throws when the file cannot be used (the caller logs it and runs without a cache).
  */
-export function prepareStoreFile(file: string): { entries: number; bytes: number } {
+export function prepareStoreFile(file: string, presence: UrlPresence): { entries: number; bytes: number } {
   const db = openDatabase(file);
   try {
     db.exec(SCHEMA);
     const check = db.prepare('PRAGMA quick_check').get() as { quick_check: string };
     if (check.quick_check !== 'ok') throw new Error(`the cache file fails its integrity check: ${check.quick_check}`);
     db.exec('BEGIN IMMEDIATE; DELETE FROM chunks WHERE entry IN (SELECT id FROM entries WHERE complete = 0); DELETE FROM entries WHERE complete = 0; COMMIT;');
-    const row = db.prepare('SELECT count(*) AS entries, coalesce(sum(size), 0) AS bytes FROM entries').get() as { entries: number; bytes: number };
-    return { entries: row.entries, bytes: row.bytes };
+    let entries = 0;
+    let bytes = 0;
+    for (const row of db.prepare('SELECT url, size FROM entries').iterate() as Iterable<{ url: string; size: number }>) {
+      presence.add(row.url, 1);
+      entries++;
+      bytes += row.size;
+    }
+    return { entries, bytes };
   } finally {
     db.close();
   }
+}
+
+/** An entry as deletion sees it. */
+interface StoredRow {
+  id: number;
+  url: string;
+  size: number;
+  complete: number;
 }
 
 interface EntryRow {
@@ -170,9 +187,10 @@ export class SharedStore implements CacheTypes.default.CacheStore {
   /** The freshest complete entry for `key` whose Vary'd request headers match (HEAD finds the GET). */
   lookup(key: CacheKey): GetResult | undefined {
     const q = this.#q;
-    if (!q) return undefined;
+    const url = urlOf(key);
+    if (!q || !this.#o.presence.mayHave(url)) return undefined;
     try {
-      const rows = q.find.all(urlOf(key), key.method === 'HEAD' ? 'GET' : key.method) as unknown as EntryRow[];
+      const rows = q.find.all(url, key.method === 'HEAD' ? 'GET' : key.method) as unknown as EntryRow[];
       const now = Date.now();
       for (const row of rows) {
         if (row.deleteAt <= now || !varyMatches(row.vary, key.headers)) continue;
@@ -213,7 +231,7 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     const q = this.#q;
     if (!q) return 0;
     try {
-      return this.#write(() => this.#deleteRows(q.deleteUrl.all(url) as { id: number; size: number }[]));
+      return this.#write(() => this.#deleteRows(q.deleteUrl.all(url) as unknown as StoredRow[]));
     } catch (err) {
       this.#failed(err, 'deleting from the cache');
       return 0;
@@ -254,9 +272,10 @@ export class SharedStore implements CacheTypes.default.CacheStore {
   commit(id: number, key: CacheKey, vary: string | null, o: { size: number; chunks: number; inline: Buffer | null }): void {
     const q = this.#q!;
     this.#write(() => {
-      const old = q.sameVariant.all(urlOf(key), key.method, vary, id) as { id: number; size: number }[];
+      const old = q.sameVariant.all(urlOf(key), key.method, vary, id) as unknown as StoredRow[];
       this.#deleteRows(old);
       if (q.complete.run(o.size, o.chunks, o.inline, id).changes === 0) return; // purged while it was written
+      this.#o.presence.add(urlOf(key), 1);
       this.#o.counters.add('cacheEntries', 1);
       this.#o.counters.add('cacheBytes', o.size);
       this.#evictPastCap();
@@ -333,7 +352,7 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     }
   }
 
-  #deleteRows(rows: { id: number; size: number; complete?: number }[]): number {
+  #deleteRows(rows: StoredRow[]): number {
     const q = this.#q!;
     let entries = 0;
     let bytes = 0;
@@ -341,6 +360,7 @@ export class SharedStore implements CacheTypes.default.CacheStore {
       q.dropChunks.run(row.id);
       q.dropEntry.run(row.id);
       if (row.complete === 0) continue; // an unfinished write: never counted
+      this.#o.presence.add(row.url, -1);
       entries++;
       bytes += row.size;
     }
@@ -356,9 +376,9 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     const { counters, maxBytes } = this.#o;
     if (counters.get('cacheBytes') <= maxBytes) return;
     const q = this.#q!;
-    let evicted = this.#deleteRows(q.expired.all(Date.now()) as { id: number; size: number }[]);
+    let evicted = this.#deleteRows(q.expired.all(Date.now()) as unknown as StoredRow[]);
     for (let round = 0; counters.get('cacheBytes') > maxBytes * 0.9 && round < 1000; round++) {
-      const victims = q.oldest.all() as { id: number; size: number }[];
+      const victims = q.oldest.all() as unknown as StoredRow[];
       if (victims.length === 0) break;
       evicted += this.#deleteRows(victims);
     }
@@ -384,12 +404,12 @@ function prepare(db: DatabaseSync) {
     chunk: s('INSERT INTO chunks (entry, seq, data) VALUES (?, ?, ?)'),
     readChunk: s('SELECT data FROM chunks WHERE entry = ? AND seq = ?'),
     complete: s('UPDATE entries SET size = ?, chunks = ?, body = ?, complete = 1 WHERE id = ?'),
-    sameVariant: s('SELECT id, size, complete FROM entries WHERE url = ? AND method = ? AND vary IS ? AND id != ? AND complete = 1'),
-    deleteUrl: s('SELECT id, size, complete FROM entries WHERE url = ?'),
+    sameVariant: s('SELECT id, url, size, complete FROM entries WHERE url = ? AND method = ? AND vary IS ? AND id != ? AND complete = 1'),
+    deleteUrl: s('SELECT id, url, size, complete FROM entries WHERE url = ?'),
     dropChunks: s('DELETE FROM chunks WHERE entry = ?'),
     dropEntry: s('DELETE FROM entries WHERE id = ?'),
-    expired: s('SELECT id, size, complete FROM entries WHERE deleteAt <= ? AND complete = 1'),
-    oldest: s('SELECT id, size, complete FROM entries WHERE complete = 1 ORDER BY lastUsed LIMIT 32'),
+    expired: s('SELECT id, url, size, complete FROM entries WHERE deleteAt <= ? AND complete = 1'),
+    oldest: s('SELECT id, url, size, complete FROM entries WHERE complete = 1 ORDER BY lastUsed LIMIT 32'),
   };
 }
 

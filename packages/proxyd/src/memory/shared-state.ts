@@ -8,6 +8,7 @@ import { InFlightTable } from '@proxyd/sync/in-flight';
 import { STAT_NAMES, type StatName } from './stats-names.ts';
 import { EventLog } from './event-log.ts';
 import { WorkerTable } from './worker-table.ts';
+import { UrlPresence } from '../cache/url-presence.ts';
 
 export interface SharedBuffers {
   semaphore: SharedArrayBuffer;
@@ -16,6 +17,7 @@ export interface SharedBuffers {
   leases: SharedArrayBuffer;
   workers: SharedArrayBuffer;
   inFlight: SharedArrayBuffer;
+  cachePresence: SharedArrayBuffer;
 }
 
 export interface SharedState {
@@ -26,6 +28,8 @@ export interface SharedState {
   workers: WorkerTable;
   /** The cache's URLs being fetched now, and who waits for them (coalescing across threads). */
   inFlight: InFlightTable;
+  /** Which URLs the cache may hold: a lookup of one that cannot be there skips the store. */
+  cachePresence: UrlPresence;
   log: EventLog;
   buffers: SharedBuffers;
 }
@@ -41,14 +45,14 @@ export function createSharedState(o: { maxClients: number; maxWaiting: number; l
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
   const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
-  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), InFlightTable.create(IN_FLIGHT_SLOTS));
+  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), InFlightTable.create(IN_FLIGHT_SLOTS), UrlPresence.create());
 }
 
 export function attachSharedState(b: SharedBuffers): SharedState {
-  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), new InFlightTable(b.inFlight));
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), new InFlightTable(b.inFlight), new UrlPresence(b.cachePresence));
 }
 
-function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, inFlight: InFlightTable): SharedState {
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, inFlight: InFlightTable, cachePresence: UrlPresence): SharedState {
   return {
     semaphore,
     ring,
@@ -56,7 +60,8 @@ function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, lea
     leases,
     workers,
     inFlight,
+    cachePresence,
     log: new EventLog(ring, () => stats.get('logLevel')),
-    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, inFlight: inFlight.buffer },
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, inFlight: inFlight.buffer, cachePresence: cachePresence.buffer },
   };
 }

@@ -77,7 +77,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const listener = await listenPaused(options.host, options.port);
   listener.server.on('error', (err) => shared.log.write({ event: 'listener-error', level: 'error', error: err.message }));
   const logger = startLoggerThread(shared, options);
-  const cache = openCacheLocation(options);
+  const cache = openCacheLocation(options, shared.cachePresence);
   if (cache.problem) shared.log.write({ event: 'cache-error', level: 'error', error: `${cache.problem}; serving without a cache` });
   if (cache.location) {
     shared.stats.set('cacheEntries', cache.location.entries);

@@ -16,6 +16,7 @@ export function openCache(ctx: Omit<ServeContext, 'cache'>, file: string | undef
     maxBytes: ctx.options.cacheMaxBytes,
     maxObjectBytes: ctx.options.cacheMaxObjectBytes,
     counters: stats,
+    presence: ctx.shared.cachePresence,
     onError: (err, doing) => log.write({ event: 'cache-error', level: 'error', error: `${doing}: ${err.message}; the cache is bypassed where it fails (further errors are only counted)` }),
   });
   const dispatcher = cachingDispatcher(ctx.upstream, {

@@ -45,12 +45,23 @@ export const CHUNK_BYTES = 256 * 1024;
 const BUSY_TIMEOUT_MS = 2_000;
 /** A hit refreshes its entry's lastUsed (for LRU eviction) at most this often: one write per minute, not per hit. */
 const TOUCH_EVERY_MS = 60_000;
+/**
+ * Each thread keeps the parsed form of small entries it has served (headers, directives, body), keyed by
+ * entry id, up to this many body bytes: a hit then reads only the narrow index row (id, vary, expiry)
+ * from the shared file — measured at 7 µs against 20–30 µs for the whole row with its body — and takes
+ * the rest from the memo. Sound because an entry never changes once complete (a new answer is a new row
+ * with a new id; ids are never reused, AUTOINCREMENT) and because every hit still asks the shared file
+ * which entry is current: a purge, a replacement or an eviction by any thread is seen at once.
+ */
+const MEMO_BYTES = 16 * 1024 * 1024;
+const MEMO_ENTRY_BYTES = CHUNK_BYTES;
+
 /** Heuristic freshness (from Last-Modified, RFC 9111 §4.2.2) is capped at this, as Squid's refresh_pattern caps it. */
 export const HEURISTIC_CAP_MS = 24 * 60 * 60 * 1000;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a thread's memo (below) is keyed by id
     url TEXT NOT NULL,
     method TEXT NOT NULL,
     vary TEXT,
@@ -64,11 +75,13 @@ const SCHEMA = `
     deleteAt INTEGER NOT NULL,
     size INTEGER NOT NULL DEFAULT 0,
     chunks INTEGER NOT NULL DEFAULT 0,
-    body BLOB,
     complete INTEGER NOT NULL DEFAULT 0,
-    lastUsed INTEGER NOT NULL
+    lastUsed INTEGER NOT NULL,
+    body BLOB -- last: reading the columns before it never walks the body's overflow pages
   );
-  CREATE INDEX IF NOT EXISTS entries_url ON entries (url, method);
+  -- Covering the lookup (SELECT id, vary, deleteAt, lastUsed … ORDER BY cachedAt): answered from the index
+  -- alone, no table row and no sort (5.6 µs against 9.3 µs with an index on (url, method) only).
+  CREATE INDEX IF NOT EXISTS entries_lookup ON entries (url, method, complete, cachedAt, id, vary, deleteAt, lastUsed);
   CREATE INDEX IF NOT EXISTS entries_lru ON entries (lastUsed);
   CREATE TABLE IF NOT EXISTS chunks (entry INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (entry, seq)) WITHOUT ROWID;
 `;
@@ -120,6 +133,14 @@ export function prepareStoreFile(file: string, presence: UrlPresence): { entries
   }
 }
 
+/** An entry as a lookup first sees it: enough to choose, not to answer. */
+interface IndexRow {
+  id: number;
+  vary: string | null;
+  deleteAt: number;
+  lastUsed: number;
+}
+
 /** An entry as deletion sees it. */
 interface StoredRow {
   id: number;
@@ -155,6 +176,9 @@ export class SharedStore implements CacheTypes.default.CacheStore {
   #handed: { key: CacheKey; result: GetResult | undefined } | undefined;
   /** Writes under way in this thread, by URL (a coalescing leader waits for its own before it wakes followers). */
   readonly #writes = new Map<string, Promise<void>>();
+  /** Parsed small entries by id, least recently used first (see MEMO_BYTES). */
+  readonly #memo = new Map<number, { url: string; result: GetResult; bytes: number }>();
+  #memoBytes = 0;
 
   constructor(o: StoreOptions) {
     this.#o = o;
@@ -190,12 +214,12 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     const url = urlOf(key);
     if (!q || !this.#o.presence.mayHave(url)) return undefined;
     try {
-      const rows = q.find.all(url, key.method === 'HEAD' ? 'GET' : key.method) as unknown as EntryRow[];
+      const rows = q.find.all(url, key.method === 'HEAD' ? 'GET' : key.method) as unknown as IndexRow[];
       const now = Date.now();
       for (const row of rows) {
         if (row.deleteAt <= now || !varyMatches(row.vary, key.headers)) continue;
         if (now - row.lastUsed > TOUCH_EVERY_MS) q.touch.run(now, row.id);
-        return this.#result(row);
+        return this.#remembered(row.id, url) ?? this.#result(q.byId.get(row.id) as unknown as EntryRow, url);
       }
       return undefined;
     } catch (err) {
@@ -301,7 +325,28 @@ export class SharedStore implements CacheTypes.default.CacheStore {
 
   // ---- inside ----
 
-  #result(row: EntryRow): GetResult {
+  /** A small entry this thread has parsed before, as a fresh result (its own body array), or undefined. */
+  #remembered(id: number, url: string): GetResult | undefined {
+    const m = this.#memo.get(id);
+    if (m === undefined || m.url !== url) return undefined;
+    this.#memo.delete(id); // re-inserted: the Map's order is the LRU order
+    this.#memo.set(id, m);
+    return { ...m.result, body: m.result.body === undefined ? undefined : [...(m.result.body as Buffer[])] } as GetResult;
+  }
+
+  #remember(id: number, url: string, result: GetResult, bytes: number): void {
+    if (bytes > MEMO_ENTRY_BYTES) return;
+    this.#memo.set(id, { url, result, bytes });
+    this.#memoBytes += bytes;
+    for (const [oldId, old] of this.#memo) {
+      if (this.#memoBytes <= MEMO_BYTES) break;
+      this.#memo.delete(oldId);
+      this.#memoBytes -= old.bytes;
+    }
+  }
+
+  #result(row: EntryRow | undefined, url: string): GetResult | undefined {
+    if (row === undefined) return undefined; // deleted between the two reads
     const headers = JSON.parse(row.headers) as Record<string, string | string[]>;
     let body: GetResult['body'];
     if (row.chunks === 0) {
@@ -311,7 +356,7 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     } else {
       body = Readable.from(this.#chunks(row.id, row.chunks, row.size), { objectMode: false, highWaterMark: CHUNK_BYTES });
     }
-    return {
+    const result = {
       statusCode: row.statusCode,
       statusMessage: row.statusMessage,
       headers,
@@ -323,6 +368,8 @@ export class SharedStore implements CacheTypes.default.CacheStore {
       deleteAt: row.deleteAt,
       body,
     } as GetResult;
+    if (row.chunks === 0) this.#remember(row.id, url, result, row.size + row.headers.length);
+    return row.chunks === 0 ? { ...result, body: [...(body as Buffer[])] } : result;
   }
 
   /** A chunked body, one row per step as the reader asks (never the whole object at once). */
@@ -396,7 +443,8 @@ export class SharedStore implements CacheTypes.default.CacheStore {
 function prepare(db: DatabaseSync) {
   const s = (sql: string): StatementSync => db.prepare(sql);
   return {
-    find: s('SELECT * FROM entries WHERE url = ? AND method = ? AND complete = 1 ORDER BY cachedAt DESC LIMIT 16'),
+    find: s('SELECT id, vary, deleteAt, lastUsed FROM entries WHERE url = ? AND method = ? AND complete = 1 ORDER BY cachedAt DESC LIMIT 16'),
+    byId: s('SELECT * FROM entries WHERE id = ?'),
     touch: s('UPDATE entries SET lastUsed = ? WHERE id = ?'),
     insert: s(
       'INSERT INTO entries (url, method, vary, statusCode, statusMessage, headers, etag, cacheControl, cachedAt, staleAt, deleteAt, lastUsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',

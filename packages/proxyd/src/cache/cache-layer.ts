@@ -164,7 +164,10 @@ async function follow(a: Asking, joined: { slot: number; word: number }): Promis
   }
 }
 
-/** Fetch as the leader; when the answer has ended (and its store write has closed) wake the followers. */
+/**
+ * Fetch as the leader; wake the followers when the answer has ended and its store write has closed — or
+ * as soon as its head shows that it will not be stored.
+ */
 function lead(a: Asking, joined: { slot: number; word: number }): boolean {
   const { inFlight, store } = a.setup;
   const url = `${a.key.origin}${a.key.path}`;
@@ -181,7 +184,13 @@ function lead(a: Asking, joined: { slot: number; word: number }): boolean {
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart: (c, context) => inner.onRequestStart?.(c, context),
     onRequestUpgrade: (c, s, h, socket) => inner.onRequestUpgrade?.(c, s, h, socket),
-    onResponseStart: (c, s, h, m) => inner.onResponseStart?.(c, s, h, m),
+    onResponseStart: (c, s, h, m) => {
+      // undici's handler opens its store write before it passes the head on: none now means this answer
+      // will not be stored, and the followers need not wait for its body — wake them to fetch on their
+      // own (else a popular uncacheable URL would be fetched in two waves, leader first).
+      if (!store.writing(url)) finish(true);
+      return inner.onResponseStart?.(c, s, h, m);
+    },
     onResponseData: (c, chunk) => {
       inFlight.progress(joined); // alive: followers that time out keep waiting
       inner.onResponseData?.(c, chunk);

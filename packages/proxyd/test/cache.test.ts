@@ -261,6 +261,27 @@ t.test('coalescing: 50 concurrent clients of one cold URL over 4 workers make ex
   t.equal(proxy.shared.inFlight.snapshot().inFlight, 0, 'nothing left in flight');
 });
 
+t.test('coalescing: when the leader fails, one follower takes over and the rest are answered from its fetch', async (t) => {
+  const p = path('cc=max-age%3D60&delay=300&reset1=1');
+  const answers = await Promise.all(Array.from({ length: 12 }, () => get(origin.url(p)).catch(() => undefined)));
+  const ok = answers.filter((a) => a?.status === 200);
+  t.equal(origin.count(p), 2, 'two origin requests: the failed leader and one taker');
+  t.equal(answers.filter((a) => a === undefined || a.status === 502).length, 1, 'only the leader’s client sees the failure');
+  t.equal(ok.length, 11);
+  t.ok(ok.every((a) => a!.body.toString().startsWith('body 2')), 'everyone else got the taker’s body');
+  t.ok(proxy.shared.inFlight.snapshot().takeovers >= 1, 'counted as a takeover');
+});
+
+t.test('coalescing: an answer that will not be stored wakes the followers when its head arrives, not after its body', async (t) => {
+  const p = path('cc=no-store&delay=200&drip=1500');
+  const answers = await Promise.all(Array.from({ length: 6 }, () => get(origin.url(p))));
+  t.ok(answers.every((a) => a.status === 200), 'all answered');
+  t.equal(origin.count(p), 6, 'not stored: each fetched for itself');
+  const arrivals = origin.seen.filter((s) => s.url === p).map((s) => s.at);
+  const spread = Math.max(...arrivals) - Math.min(...arrivals);
+  t.ok(spread < 1000, `the followers reached the origin ${Math.round(spread)} ms after the leader — before its body ended (1.5 s)`);
+});
+
 t.test('a cross-worker hit: stored through one thread, a hit in another', async (t) => {
   const p = path('cc=max-age%3D60');
   await get(origin.url(p));

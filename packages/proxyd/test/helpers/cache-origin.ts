@@ -4,6 +4,8 @@
 //   vary=…     Vary                     lm=N     Last-Modified N seconds before the origin started (304 on If-Modified-Since)
 //   cookie=1   Set-Cookie               status=N that status (e.g. 500 for stale-if-error)
 //   size=N     N bytes of pattern body  delay=N  wait N ms before answering
+//   reset1=1   the first request of the URL is cut off (its socket destroyed) instead of answered
+//   drip=N     send the head and half the body, then the rest N ms later
 //   v=…        anything, to make a URL unique
 // The body says which request this was ("body 3 of /x?…"), unless size is given.
 import http from 'node:http';
@@ -15,7 +17,7 @@ export interface CacheOrigin {
   /** Requests received for this path and query (any method). */
   count(pathAndQuery: string): number;
   /** Every request, in order. */
-  seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[];
+  seen: { method: string; url: string; headers: http.IncomingHttpHeaders; at: number }[];
   /** Answer every request with `status` from now on (an origin in trouble); undefined: as the URL says. */
   failWith: number | undefined;
   close(): Promise<void>;
@@ -37,7 +39,7 @@ export async function startCacheOrigin(): Promise<CacheOrigin> {
     const target = req.url ?? '/';
     const n = (counts.get(target) ?? 0) + 1;
     counts.set(target, n);
-    origin.seen.push({ method: req.method ?? '', url: target, headers: req.headers });
+    origin.seen.push({ method: req.method ?? '', url: target, headers: req.headers, at: performance.now() });
     req.resume();
     req.on('end', () => answer(origin, req, res, target, n));
   });
@@ -50,6 +52,7 @@ export async function startCacheOrigin(): Promise<CacheOrigin> {
 function answer(origin: CacheOrigin, req: http.IncomingMessage, res: http.ServerResponse, target: string, n: number): void {
   const q = new URL(target, 'http://x').searchParams;
   const send = (): void => {
+    if (q.has('reset1') && n === 1) return void req.socket.destroy();
     if (origin.failWith !== undefined) return void res.writeHead(origin.failWith, { 'content-type': 'text/plain' }).end(`origin failing (${origin.failWith})\n`);
     const headers: Record<string, string> = { 'content-type': 'text/plain', date: new Date().toUTCString() };
     if (q.has('cc')) headers['cache-control'] = q.get('cc')!;
@@ -68,7 +71,13 @@ function answer(origin: CacheOrigin, req: http.IncomingMessage, res: http.Server
       const vary = q.get('vary');
       const body = `body ${n} of ${target}${vary ? ` for ${vary}=${String(req.headers[vary.toLowerCase()])}` : ''}\n`;
       headers['content-length'] = String(Buffer.byteLength(body));
-      return void res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
+      res.writeHead(status, headers);
+      if (req.method === 'HEAD') return void res.end();
+      const drip = Number(q.get('drip') ?? 0);
+      if (drip === 0) return void res.end(body);
+      const half = Math.floor(body.length / 2);
+      res.write(body.slice(0, half));
+      return void setTimeout(() => res.end(body.slice(half)), drip);
     }
     streamPattern(res, status, headers, Number(size), req.method === 'HEAD');
   };

@@ -19,7 +19,7 @@ import { InFlightTable } from '@proxyd/sync/in-flight';
 import { blocklistOf, type Blocklist } from '../policy/blocklist.ts';
 import type { SharedStore } from './shared-store.ts';
 import { RangeAnswer, wantedRange } from './range-answer.ts';
-import { newTrace, type CacheTrace } from './cache-status.ts';
+import type { CacheTrace } from './cache-status.ts';
 import { urlHash } from './url-presence.ts';
 
 // undici's own helpers, so that the keys made here are the keys its interceptor makes.
@@ -276,4 +276,3 @@ function traceOrigin(next: DispatchFn): DispatchFn {
   };
 }
 
-export { newTrace };

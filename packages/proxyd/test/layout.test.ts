@@ -21,6 +21,8 @@ const FORBIDDEN: Record<string, string[]> = {
   messages: ['primary', 'worker', 'admin', 'logger'],
   config: ['primary', 'worker', 'admin', 'logger', 'memory', 'messages'],
   limits: ['primary', 'worker', 'admin', 'logger', 'messages'],
+  // The cache runs in the serving threads, as the worker's tool: it knows no thread role, no admin.
+  cache: ['primary', 'worker', 'admin', 'logger', 'messages'],
 };
 /** Built-in modules a pure folder may not touch: threads, sockets that carry traffic. */
 const IMPURE_BUILTINS = ['node:worker_threads', 'node:tls', 'node:dgram', 'node:child_process'];
@@ -61,6 +63,7 @@ t.test('the checker catches what it is meant to catch', async (t) => {
   t.equal(violation(join(SRC, 'admin/a.ts'), '../primary/start-proxy.ts'), 'admin/ may not import primary/');
   t.equal(violation(join(SRC, 'policy/a.ts'), 'node:worker_threads'), 'policy/ is pure: no node:worker_threads');
   t.equal(violation(join(SRC, 'primary/a.ts'), '../policy/refusals.ts'), undefined);
+  t.equal(violation(join(SRC, 'cache/a.ts'), '../worker/context.ts'), 'cache/ may not import worker/');
 });
 
 t.test('imports in packages/proxyd/src run one way', async (t) => {

@@ -6,6 +6,7 @@
 import client from 'prom-client';
 import type { ProxyView } from './proxy-view.ts';
 import type { StatName } from '../memory/stats-names.ts';
+import { cacheReadings } from './snapshot.ts';
 
 export function createMetrics(proxy: ProxyView): client.Registry {
   const registry = new client.Registry();
@@ -65,6 +66,43 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   counter('proxyd_limiter_cas_retries_total', 'GCRA compare-and-swap retries: races lost on one key between threads', 'limiterCasRetries');
   labelled('proxyd_bans_total', 'Bans begun, by detector', 'detector', { scan: 'bansScan', 'auth-failures': 'bansAuthFailures', 'bad-requests': 'bansBadRequests', refusals: 'bansRefusals', errors: 'bansErrors' });
   gauge('proxyd_bans_active', 'Bans in force now', () => proxy.limits.bans().length);
+  labelled('proxyd_cache_requests_total', 'Plain-HTTP requests by what the cache did (the tag in the log)', 'result', {
+    hit: 'cacheHits',
+    coalesced: 'cacheCoalesced',
+    revalidated: 'cacheRevalidated',
+    stale: 'cacheStale',
+    miss: 'cacheMisses',
+    bypass: 'cacheBypass',
+  });
+  labelled('proxyd_cache_sent_bytes_total', 'Body bytes sent to clients, from the cache or from the origin (on a miss)', 'source', { cache: 'cacheHitBytes', origin: 'cacheMissBytes' });
+  gauge('proxyd_cache_request_hit_ratio', 'Share of cache-eligible requests answered from the cache (hit, coalesced, revalidated, stale)', () => cacheReadings(proxy).requestHitRatio);
+  gauge('proxyd_cache_byte_hit_ratio', 'Share of cache-eligible body bytes sent from the cache', () => cacheReadings(proxy).byteHitRatio);
+  gauge('proxyd_cache_entries', 'Objects in the shared cache', () => stats.get('cacheEntries'));
+  gauge('proxyd_cache_stored_bytes', 'Body bytes in the shared cache', () => stats.get('cacheBytes'));
+  gauge('proxyd_cache_max_bytes', 'The cache size cap (--cache-size)', () => proxy.options.cacheMaxBytes);
+  counter('proxyd_cache_evictions_total', 'Entries evicted to stay under --cache-size', 'cacheEvictions');
+  counter('proxyd_cache_purges_total', 'Entries removed by PURGE', 'cachePurges');
+  counter('proxyd_cache_errors_total', 'Cache store operations that failed and were bypassed', 'cacheErrors');
+  gauge('proxyd_cache_in_flight', 'URLs being fetched now by a coalescing leader', () => proxy.shared.inFlight.snapshot().inFlight);
+  gauge('proxyd_cache_followers_waiting', 'Requests waiting now for another request’s fetch of the same URL', () => proxy.shared.inFlight.snapshot().waiting);
+  new client.Counter({
+    name: 'proxyd_cache_coalesced_followers_total',
+    help: 'Requests that waited for another request’s fetch of the same URL instead of fetching it',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(proxy.shared.inFlight.snapshot().followers);
+    },
+  });
+  new client.Counter({
+    name: 'proxyd_cache_takeovers_total',
+    help: 'Times a waiting request took over the fetch from a leader that failed or went silent',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(proxy.shared.inFlight.snapshot().takeovers);
+    },
+  });
   gauge('proxyd_log_ring_used_bytes', 'Bytes in the log ring not yet written out', () => ring.usedBytes);
   gauge('proxyd_log_ring_capacity_bytes', 'Log ring size', () => ring.capacity);
   new client.Counter({

@@ -22,6 +22,7 @@ export function snapshot(proxy: ProxyView) {
     },
     ring: { capacity: ring.capacity, usedBytes: ring.usedBytes, written: ring.written, dropped: ring.dropped, mutexContention: ring.contention },
     workers: workers.rows(),
+    cache: cacheReadings(proxy),
     topHosts: summary.topHosts,
     topClients: summary.topClients,
     recent: summary.recent,
@@ -30,6 +31,23 @@ export function snapshot(proxy: ProxyView) {
 }
 
 export type Snapshot = ReturnType<typeof snapshot>;
+
+/** The cache in numbers: hit ratios by request and by byte, what the store holds, coalescing now. */
+export function cacheReadings(proxy: ProxyView) {
+  const { stats, inFlight } = proxy.shared;
+  const fromStore = stats.get('cacheHits') + stats.get('cacheCoalesced') + stats.get('cacheRevalidated') + stats.get('cacheStale');
+  const asked = fromStore + stats.get('cacheMisses');
+  const hitBytes = stats.get('cacheHitBytes');
+  const bytes = hitBytes + stats.get('cacheMissBytes');
+  return {
+    on: proxy.options.cache === 'on',
+    maxBytes: proxy.options.cacheMaxBytes,
+    /** Of the requests the cache was asked about (not BYPASS), the share answered from the store. */
+    requestHitRatio: asked === 0 ? 0 : fromStore / asked,
+    byteHitRatio: bytes === 0 ? 0 : hitBytes / bytes,
+    ...inFlight.snapshot(),
+  };
+}
 
 /**
  * What the charts need of a snapshot, in the same shape (time, stats.*, semaphore.*): one a second is

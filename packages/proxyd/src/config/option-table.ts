@@ -12,6 +12,8 @@
 import os from 'node:os';
 import { isLoopbackHost } from '../policy/address-rules.ts';
 import { cidrListType } from './cidr-list.ts';
+import { byteSizeType } from './byte-size.ts';
+import { domainListType } from './domain-list.ts';
 import { durationType } from './duration.ts';
 import { hostPortOrOffType } from './host-port.ts';
 import type { ProxyOptions } from './options.ts';
@@ -149,6 +151,41 @@ export const OPTIONS = {
   }),
   'analytics-retention': option({ field: 'analyticsRetentionHours', type: retentionType(), default: 90 * 24, live: false, help: 'hours of analytics kept: older hours are deleted (e.g. 90d, 48h)' }),
   'shutdown-grace': option({ field: 'shutdownGraceMs', type: durationType({ allowZero: true }), default: 10_000, live: true, help: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed (0: close them at once)' }),
+  // The cache (README "Caching"). On by default, as Squid's memory cache is: it stores only what RFC 9111
+  // lets a shared cache store (never private, no-store, Set-Cookie or Authorization answers unless the
+  // origin allows it), sees plain http:// only (HTTPS tunnels stay opaque), and a client can always ask
+  // past it (Cache-Control: no-cache / no-store). Memory mode needs no disk and forgets on restart.
+  cache: option({ field: 'cache', type: choiceType(['on', 'off']), default: 'on', live: false, help: 'shared RFC 9111 cache of plain http:// responses, one for every worker thread (HTTPS tunnels are never cached)' }),
+  'cache-size': option({
+    field: 'cacheMaxBytes',
+    type: byteSizeType(1024 * 1024, 2 ** 42),
+    default: 256 * 1024 * 1024,
+    live: false,
+    help: "the cache's size cap (K, M, G: powers of 1024); least recently used entries are evicted past it. In memory mode this is RAM (tmpfs)",
+  }),
+  'cache-max-object': option({
+    field: 'cacheMaxObjectBytes',
+    type: byteSizeType(1024, 2 ** 40),
+    default: 64 * 1024 * 1024,
+    live: false,
+    help: 'largest response stored; a larger one is passed through, not cached',
+  }),
+  'cache-dir': option({
+    field: 'cacheDir',
+    type: optionalPathType(),
+    default: undefined,
+    helpDefault: 'none (memory)',
+    live: false,
+    help: 'keep the cache on disk in this directory (it survives restarts); without it the cache lives in memory',
+  }),
+  'cache-deny': option({
+    field: 'cacheDeny',
+    type: domainListType(),
+    default: [],
+    helpDefault: 'none',
+    live: true,
+    help: 'never cache responses from these domains and their subdomains (repeatable, or comma-separated)',
+  }),
   'status-interval': option({ field: 'statusIntervalMs', type: durationType({ allowZero: true }), default: 5_000, live: false, help: 'status line (active, waiting, totals) this often while busy; 0 turns it off' }),
   // Defending the proxy (limits/): per-client limits, and detectors that ban. A client is its address, an
   // IPv6 client its --ipv6-prefix network; with --auth-file the user name has a rate limit of its own too.
@@ -198,6 +235,10 @@ export interface CrossRule {
 export const RULES: readonly CrossRule[] = [
   {
     check: (o) => (o.banTimeMaxMs < o.banTimeMs ? { option: 'ban-time-max', problem: `is shorter than --ban-time (${o.banTimeMaxMs} ms < ${o.banTimeMs} ms): the first ban could not be given` } : undefined),
+  },
+  {
+    check: (o) =>
+      o.cacheMaxObjectBytes > o.cacheMaxBytes ? { option: 'cache-max-object', problem: `is larger than --cache-size (${o.cacheMaxObjectBytes} > ${o.cacheMaxBytes} bytes): one object could never be stored` } : undefined,
   },
   {
     check: (o) =>

@@ -6,6 +6,8 @@ export const STAT_NAMES = [
   'tunnels', // open CONNECT tunnels
   'workersStarted', // serving threads that have attached (replacements of dead workers count too)
   'logLevel', // least severe level written (0 error … 3 debug): events below it are not even encoded
+  'cacheEntries', // objects in the shared cache
+  'cacheBytes', // body bytes in the shared cache (the size cap is checked against this)
   // counters
   'accepted', // TCP connections accepted
   'clientsDenied', // refused: address outside --allow-client (at accept; behind a balancer, after the PROXY header)
@@ -36,6 +38,18 @@ export const STAT_NAMES = [
   'bansErrors',
   'bytesUp', // client → upstream
   'bytesDown', // upstream → client
+  // the cache: one tag per plain-HTTP request (cache-status.ts)
+  'cacheHits', // HIT: answered from the store, fresh
+  'cacheCoalesced', // COALESCED: waited for another request's fetch and answered from its result
+  'cacheRevalidated', // REVALIDATED: the origin said 304, answered from the store
+  'cacheStale', // STALE: answered stale (stale-while-revalidate, stale-if-error)
+  'cacheMisses', // MISS: fetched from the origin
+  'cacheBypass', // BYPASS: the cache was not asked (not GET/HEAD, no-store, --cache-deny)
+  'cacheHitBytes', // body bytes sent to clients from the store (HIT, COALESCED, REVALIDATED, STALE)
+  'cacheMissBytes', // body bytes sent to clients from the origin on a MISS
+  'cacheEvictions', // entries evicted to keep under --cache-size
+  'cachePurges', // entries removed by PURGE
+  'cacheErrors', // store operations that failed (logged once per thread) and were bypassed
   // requests by method
   'methodGet',
   'methodPost',

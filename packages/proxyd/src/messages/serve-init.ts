@@ -15,6 +15,8 @@ export interface ServingSetup {
   /** This instance's Via token (a request carrying it is a loop). */
   viaToken: string;
   ownPorts: number[];
+  /** The shared cache's SQLite file, when the cache is on and its file could be opened. */
+  cacheFile: string | undefined;
   localAddresses: string[];
 }
 

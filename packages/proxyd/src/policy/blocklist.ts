@@ -19,6 +19,11 @@ export function normalizeHost(host: string): string {
   return h;
 }
 
+/** A normalised host that is a domain name (labels of letters, digits, '-' and '_'; 253 bytes at most). */
+export function isDomainName(domain: string): boolean {
+  return domain.length <= 253 && domain.split('.').every((label) => LABEL.test(label));
+}
+
 /** Parse blocklist text; throws naming the first bad line ("line 3: ..."). */
 export function parseBlocklist(text: string): Blocklist {
   const rules = new Set<string>();
@@ -27,8 +32,7 @@ export function parseBlocklist(text: string): Blocklist {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') return;
     const domain = normalizeHost(line);
-    const ok = domain.length <= 253 && domain.split('.').every((label) => LABEL.test(label));
-    if (!ok || /\s/.test(line)) throw new Error(`line ${i + 1}: "${raw.trim()}" is not a domain name`);
+    if (!isDomainName(domain) || /\s/.test(line)) throw new Error(`line ${i + 1}: "${raw.trim()}" is not a domain name`);
     rules.add(domain);
   });
   return blocklistOf([...rules]);

@@ -19,6 +19,8 @@ export const REFUSALS = {
   BAD_TARGET: { status: 400, reason: 'the request target is not a valid http:// URL or host:port' },
   UPSTREAM_UNREACHABLE: { status: 502, reason: 'the proxy could not reach the destination' },
   UPSTREAM_TIMEOUT: { status: 504, reason: 'the destination did not answer in time' },
+  PURGE_DENIED: { status: 403, reason: 'PURGE is accepted from the proxy host itself (loopback) or from an authenticated user only' },
+  CACHE_OFF: { status: 501, reason: 'the proxy runs without a cache (--cache off, or its file could not be used): nothing to purge' },
 } as const;
 
 export type RefusalCode = keyof typeof REFUSALS;

@@ -19,6 +19,8 @@ import { createSharedState, type SharedState } from '../memory/shared-state.ts';
 import type { AnalyticsRange, AnalyticsReport, LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
 import { createBalancerMatcher, createClientAcl } from '../policy/client-acl.ts';
+import { openCacheLocation } from '../cache/cache-file.ts';
+import { formatByteSize } from '../config/byte-size.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import { ClientLimits } from '../limits/client-limits.ts';
 import { acceptConnection } from './accept.ts';
@@ -85,6 +87,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const agent = options.agentCheck ? await startAgentCheck(options.agentCheck, () => agentReply(phase, shared.semaphore.free, shared.semaphore.permits)) : undefined;
   listener.server.on('error', (err) => shared.log.write({ event: 'listener-error', level: 'error', error: err.message }));
   const logger = startLoggerThread(shared, options);
+  const cache = openCacheLocation(options, shared.cachePresence);
+  if (cache.problem) shared.log.write({ event: 'cache-error', level: 'error', error: `${cache.problem}; serving without a cache` });
+  if (cache.location) {
+    shared.stats.set('cacheEntries', cache.location.entries);
+    shared.stats.set('cacheBytes', cache.location.bytes);
+  }
   shared.workers.claim(); // row 0 of the thread table: the primary's own event loop
   let serving;
   try {
@@ -95,8 +103,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       viaToken: `proxyd-${randomBytes(4).toString('hex')}`,
       ownPorts: [listener.address.port],
       localAddresses: localAddresses(),
+      cacheFile: cache.location?.file,
     });
   } catch (err) {
+    cache.location?.dispose();
     listener.server.close();
     await agent?.close();
     await logger.flush();
@@ -126,7 +136,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const access = state.acl.describe();
   const warning = accessWarning(options.host, state.acl);
-  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address });
+  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address, cache: describeCache(options, cache.location) });
   if (warning) shared.log.write({ event: 'access-warning', level: 'warn', message: warning });
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
@@ -149,7 +159,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     accessWarning: warning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
-    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, () => (phase = 'draining'))),
+    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, () => (phase = 'draining')).finally(() => cache.location?.dispose())),
   };
 }
 
@@ -162,7 +172,7 @@ async function closeProxy(state: PrimaryState, server: net.Server, logger: Param
 }
 
 /** The 'started' record: what this proxy runs with, in one line of the log. */
-function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number; agent: net.AddressInfo | undefined }): void {
+function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number; agent: net.AddressInfo | undefined; cache: string }): void {
   const { options, users } = state;
   state.shared.log.write({
     event: 'started',
@@ -178,8 +188,17 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     destinations: describeDestinations(options),
     auth: users ? `${options.authFile} (${plural(users.size, 'user')})` : 'off',
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
+    cache: run.cache,
     node: process.versions.node,
     pid: process.pid,
     agentCheck: run.agent ? `${run.agent.address}:${run.agent.port}` : 'off',
   });
+}
+
+/** The cache in words, for the 'started' record. */
+function describeCache(options: ProxyOptions, location: { mode: string; file: string; entries: number } | undefined): string {
+  if (options.cache === 'off') return 'off';
+  if (!location) return 'off (its file could not be used: see the cache-error record)';
+  const held = location.mode === 'disk' ? `, ${plural(location.entries, 'entry', 'entries')} kept` : '';
+  return `${location.mode} ${formatByteSize(options.cacheMaxBytes)} (objects up to ${formatByteSize(options.cacheMaxObjectBytes)}) in ${location.file}${held}`;
 }

@@ -25,6 +25,7 @@ import { handToParser } from './first-bytes.ts';
 import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
+import { openCache } from './open-cache.ts';
 
 export type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 
@@ -57,8 +58,10 @@ export function init(data: ServeInit): void {
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
     limits: undefined as unknown as ClientLimits, // set just below: it reads context.options
     testHooks: data.testHooks,
+    cache: undefined,
   };
   context.limits = new ClientLimits(context.shared, () => context.options);
+  context.cache = openCache(context, data.cacheFile);
   ctx = context;
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);

@@ -1,7 +1,8 @@
 // What a serving thread knows: the shared memory, the options, the current policy, the upstream pool.
 import type tls from 'node:tls';
 import type { ClientAcl } from '../policy/client-acl.ts';
-import type { Agent } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import type { SharedStore } from '../cache/shared-store.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
@@ -26,6 +27,8 @@ export interface ServeContext {
   upstream: Agent;
   /** Per-client rate limits and detectors, on the shared tables every thread sees. */
   limits: ClientLimits;
+  /** The shared cache, when it is on: the dispatcher plain HTTP goes through, and its store (PURGE). */
+  cache: { dispatcher: Dispatcher; store: SharedStore } | undefined;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }

@@ -5,11 +5,14 @@ import http from 'node:http';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../memory/stats-names.ts';
 import type { Dispatcher } from 'undici';
+import type { TracedOptions } from '../cache/cache-layer.ts';
 import { splitAbsoluteTarget } from './authority.ts';
 import { forwardedHeaders, rawHeaderValue } from './headers.ts';
 import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 import { reportBadRequest } from './abuse.ts';
+import { cacheStatusHeader, cacheTag, newTrace, type CacheTag, type CacheTrace } from '../cache/cache-status.ts';
+import { answerPurge } from './purge.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
@@ -82,9 +85,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   readonly res: http.ServerResponse;
   readonly url: URL;
   readonly hasBody: boolean;
+  /** What the cache did (when it is on), filled in by its layers; the tag once the head is known. */
+  readonly trace: CacheTrace | undefined;
+  tag: CacheTag | undefined;
 
   constructor(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, hasBody: boolean) {
     this.hasBody = hasBody;
+    this.trace = ctx.cache ? newTrace(req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) : undefined;
     this.ctx = ctx;
     this.conn = conn;
     this.req = req;
@@ -101,7 +108,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.hasBody && this.req.listenerCount('data') === 0) this.req.on('data', (chunk: Buffer) => (this.bytesUp += chunk.length));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headerObject: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     if (statusCode < 200) return; // 103 Early Hints and the like: the final answer follows
     const { ctx, res } = this;
     this.status = statusCode;
@@ -109,11 +116,28 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (res.destroyed) return void controller.abort(CLIENT_GONE);
     // Clients are queued for a permit: end this connection after the response and let one in.
     if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
-    const raw = (controller.rawHeaders ?? []) as Buffer[]; // [name, value, …] as the origin sent them
-    const headers: string[] = new Array(raw.length);
-    for (let i = 0; i < raw.length; i++) headers[i] = raw[i]!.toString('latin1');
+    const headers = this.trace ? this.cachedHead(controller, headerObject) : rawHead(controller);
     res.writeHead(statusCode, statusMessage, forwardedHeaders(headers, { viaToken: ctx.viaToken }));
     res.on('drain', () => controller.resume());
+  }
+
+  /**
+   * The head of an answer that passed the cache: tagged, with Cache-Status (RFC 9211). undici's stale
+   * marker (Warning: 110, a header RFC 9111 made obsolete) tells the tag and is not passed on.
+   */
+  cachedHead(controller: Dispatcher.DispatchController, headerObject: Record<string, string | string[] | undefined>): string[] {
+    const trace = this.trace!;
+    const headers = controller.rawHeaders ? rawHead(controller) : objectHead(headerObject);
+    let servedStale = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.length !== 7 || headers[i]!.toLowerCase() !== 'warning' || !headers[i + 1]!.startsWith('110')) continue;
+      servedStale = true;
+      headers.splice(i, 2);
+      i -= 2;
+    }
+    this.tag = cacheTag(trace, servedStale);
+    headers.push('Cache-Status', cacheStatusHeader(this.tag, trace));
+    return headers;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -144,8 +168,10 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (!res.writableFinished) {
       this.clientGone = true; // the client went away early: stop the upstream side too
       this.controller?.abort(CLIENT_GONE);
+      this.trace?.abort?.abort(); // or stop waiting for another request's fetch
     }
     if (this.failed) return;
+    if (this.tag) countCacheTag(ctx, this.tag, this.bytesDown);
     ctx.shared.stats.add('allowed');
     ctx.shared.log.write({
       event: 'request',
@@ -158,20 +184,50 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       up: this.bytesUp,
       down: this.bytesDown,
       ms: Math.round((performance.now() - this.started) * 10) / 10,
+      cache: this.tag ?? (this.trace ? 'BYPASS' : undefined), // no tag: the answer never began (cut, or refused)
     });
   }
 }
 
 const CLIENT_GONE = new Error('the client closed its connection');
 
+/** A response head as the origin sent it: [name, value, …] from undici's raw buffers. */
+function rawHead(controller: Dispatcher.DispatchController): string[] {
+  const raw = (controller.rawHeaders ?? []) as Buffer[]; // [name, value, …] as the origin sent them
+  const headers: string[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) headers[i] = raw[i]!.toString('latin1');
+  return headers;
+}
+
+/** A response head given as an object (a cache layer rewrote it: 206, 504). */
+function objectHead(object: Record<string, string | string[] | undefined>): string[] {
+  const headers: string[] = [];
+  for (const [name, value] of Object.entries(object)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.push(name, v);
+  }
+  return headers;
+}
+
+const TAG_STATS = { HIT: 'cacheHits', COALESCED: 'cacheCoalesced', REVALIDATED: 'cacheRevalidated', STALE: 'cacheStale', MISS: 'cacheMisses', BYPASS: 'cacheBypass' } as const;
+
+function countCacheTag(ctx: ServeContext, tag: CacheTag, bytes: number): void {
+  const { stats } = ctx.shared;
+  stats.add(TAG_STATS[tag]);
+  if (tag === 'MISS') stats.add('cacheMissBytes', bytes);
+  else if (tag !== 'BYPASS') stats.add('cacheHitBytes', bytes);
+}
+
 function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, originForm: string): void {
   if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
+  if (req.method === 'PURGE') return answerPurge(ctx, conn, req, res, url);
   // A body only when the request framed one: a GET without one must not become a chunked upload.
   const hasBody = rawHeaderValue(req.rawHeaders, 'content-length') !== undefined || rawHeaderValue(req.rawHeaders, 'transfer-encoding') !== undefined;
   const exchange = new ForwardExchange(ctx, conn, req, res, url, hasBody);
   try {
-    ctx.upstream.dispatch(
+    (ctx.cache?.dispatcher ?? ctx.upstream).dispatch(
       {
+        proxydTrace: exchange.trace,
         origin: url.origin,
         path: originForm,
         method: req.method ?? 'GET',
@@ -180,7 +236,7 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
         headersTimeout: ctx.options.upstreamTimeoutMs,
         // Between body chunks the client side's idle timeout governs (proxy-server.ts).
         bodyTimeout: 0,
-      },
+      } as TracedOptions,
       exchange,
     );
   } catch (err) {

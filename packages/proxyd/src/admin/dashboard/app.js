@@ -185,6 +185,18 @@ function render(s) {
   $('ring-written').textContent = fmtNum(s.ring.written);
   $('ring-dropped').textContent = s.ring.dropped;
 
+  const c = s.cache;
+  const pct = (x) => `${(100 * x).toFixed(1)}%`;
+  $('cache-state').textContent = c.on ? `on, cap ${fmtBytes(c.maxBytes)}` : 'off';
+  $('cache-in-flight').textContent = c.inFlight;
+  $('cache-waiting').textContent = c.waiting;
+  $('cache-followers').textContent = fmtNum(c.followers);
+  $('cache-takeovers').textContent = c.takeovers;
+  $('cache-ratio').textContent = `${pct(c.requestHitRatio)} · ${pct(c.byteHitRatio)}`;
+  $('cache-stored').textContent = `${fmtNum(st.cacheEntries)} · ${fmtBytes(st.cacheBytes)}`;
+  $('cache-tags').textContent = [st.cacheHits + st.cacheCoalesced, st.cacheMisses, st.cacheRevalidated, st.cacheStale, st.cacheBypass].map(fmtNum).join(' · ');
+  $('cache-evictions').textContent = `${fmtNum(st.cacheEvictions)} · ${fmtNum(st.cacheErrors)}`;
+
   rows($('top-hosts'), s.topHosts, 'no traffic yet');
   rows($('top-clients'), s.topClients, 'no clients yet');
   rows($('workers'), s.workers.map((w) => [w.threadId === 0 ? 'primary thread' : `worker thread ${w.threadId}`, `${w.connections} conn · ${w.loopDelayP99Ms.toFixed(1)} ms p99 loop delay`]), '–');

@@ -1,0 +1,278 @@
+/**
+ * The cache as a serving thread sees it: one undici dispatcher that answers plain-HTTP requests from the
+ * shared store (shared-store.ts) or fetches them, built from three layers around the upstream Agent:
+ *
+ *   front (this file)          → undici's cache interceptor (RFC 9111)  → trace (this file) → Agent
+ *   deny list, only-if-cached,    freshness, Vary, revalidation (304),    counts the origin
+ *   Range on a stored object,     stale-while-revalidate, stale-if-error, fetches and their
+ *   coalescing of misses          what may be stored, invalidation        status, for the tag
+ *
+ * The semantics are undici's (kept up to date by its maintainers and run against the http cache-tests
+ * suite); proxyd adds the store every thread shares, coalescing across threads (InFlightTable), the
+ * parts a proxy needs that a client library does not (only-if-cached's 504, a 206 from a stored object,
+ * the deny list, PURGE) and the tag each request is logged with (cache-status.ts).
+ */
+import { createRequire } from 'node:module';
+import { interceptors, type Agent, type Dispatcher } from 'undici';
+import type * as CacheTypes from 'undici/types/cache-interceptor.d.ts';
+import { InFlightTable } from '@proxyd/sync/in-flight';
+import { blocklistOf, type Blocklist } from '../policy/blocklist.ts';
+import type { SharedStore } from './shared-store.ts';
+import { RangeAnswer, wantedRange } from './range-answer.ts';
+import type { CacheTrace } from './cache-status.ts';
+import { urlHash } from './url-presence.ts';
+
+// undici's own helpers, so that the keys made here are the keys its interceptor makes.
+const undiciCache = createRequire(import.meta.url)('undici/lib/util/cache.js') as {
+  normalizeHeaders(opts: { headers?: unknown }): Record<string, string | string[]>;
+  parseCacheControlHeader(value: string | string[]): CacheTypes.default.CacheControlDirectives;
+};
+
+export interface CacheLayerSetup {
+  store: SharedStore;
+  inFlight: InFlightTable;
+  /** The deny list in force (a reload may change it). */
+  deny(): readonly string[];
+  /** How long a follower waits for a silent leader before it takes over (ms). */
+  patienceMs(): number;
+}
+
+/** The request options forward-http.ts dispatches, with the trace that the layers fill in. */
+export type TracedOptions = Dispatcher.DispatchOptions & { proxydTrace?: CacheTrace };
+
+/** The dispatcher a serving thread forwards plain HTTP through when the cache is on. */
+export function cachingDispatcher(agent: Agent, setup: CacheLayerSetup): Dispatcher {
+  const raw: DispatchFn = agent.dispatch.bind(agent);
+  return agent.compose(
+    traceOrigin,
+    interceptors.cache({ store: setup.store, methods: ['GET', 'HEAD'], type: 'shared' }),
+    (next: DispatchFn) => front(next, raw, setup),
+  );
+}
+
+type DispatchFn = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => boolean;
+
+let denyRules: readonly string[] | undefined;
+let denyList: Blocklist = blocklistOf([]);
+
+function denied(setup: CacheLayerSetup, origin: string): boolean {
+  const rules = setup.deny();
+  if (rules.length === 0) return false;
+  const hostname = new URL(origin).hostname;
+  if (rules !== denyRules) {
+    denyRules = rules;
+    denyList = blocklistOf(rules.map((r) => r.toLowerCase().replace(/\.$/, '')));
+  }
+  return denyList.match(hostname) !== undefined;
+}
+
+/** The outer layer: decide whether the cache is asked at all, and coalesce misses across threads. */
+function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): DispatchFn {
+  return (opts, handler) => {
+    const trace = (opts as TracedOptions).proxydTrace;
+    if (!trace) return next(opts, handler);
+    const method = opts.method;
+    if (method !== 'GET' && method !== 'HEAD') {
+      trace.bypass = true; // unsafe methods still pass undici's interceptor: it invalidates what they change
+      return next(opts, handler);
+    }
+    const origin = String(opts.origin);
+    if (denied(setup, origin)) {
+      trace.bypass = true;
+      return raw(opts, handler);
+    }
+    const headers = undiciCache.normalizeHeaders(opts);
+    const cc = headers['cache-control'] ? undiciCache.parseCacheControlHeader(headers['cache-control']) : undefined;
+    if (cc?.['no-store']) {
+      trace.bypass = true;
+      return next(opts, handler);
+    }
+    const key: CacheTypes.default.CacheKey = { origin, method, path: opts.path, headers };
+    return ask({ next, setup, opts, handler, trace, key, onlyIfCached: cc?.['only-if-cached'] === true });
+  };
+}
+
+interface Asking {
+  next: DispatchFn;
+  setup: CacheLayerSetup;
+  opts: Dispatcher.DispatchOptions;
+  handler: Dispatcher.DispatchHandler;
+  trace: CacheTrace;
+  key: CacheTypes.default.CacheKey;
+  onlyIfCached: boolean;
+}
+
+/** Look the key up; a hit (fresh or not) goes on to undici's interceptor, a miss is coalesced. */
+function ask(a: Asking): boolean {
+  const { store } = a.setup;
+  const found = store.lookup(a.key);
+  if (found) return answerFromStore(a, found);
+  if (a.onlyIfCached) return answerGatewayTimeout(a);
+  // From here on undici's interceptor is asked while nothing is stored: hand it the miss (no second SELECT).
+  store.handOver(a.key, undefined);
+  if (a.key.method !== 'GET') return a.next(a.opts, a.handler); // a HEAD miss: nothing to share
+  const [hi, lo] = urlHash(`${a.key.origin}${a.key.path}`);
+  const joined = a.setup.inFlight.join(hi, lo);
+  switch (joined.role) {
+    case 'leader':
+      return lead(a, joined);
+    case 'full':
+      return a.next(a.opts, a.handler);
+    case 'done':
+      a.trace.coalesced = true;
+      return again(a);
+    case 'follower':
+      void follow(a, joined);
+      return true;
+  }
+}
+
+/** Ask once more after a leader finished: a hit now is a coalesced answer; a miss fetches alone. */
+function again(a: Asking): boolean {
+  const found = a.setup.store.lookup(a.key);
+  if (found) return answerFromStore(a, found);
+  a.trace.coalesced = false;
+  if (a.onlyIfCached) return answerGatewayTimeout(a);
+  a.setup.store.handOver(a.key, undefined);
+  return a.next(a.opts, a.handler);
+}
+
+async function follow(a: Asking, joined: { slot: number; word: number }): Promise<void> {
+  const { inFlight } = a.setup;
+  a.trace.abort ??= new AbortController();
+  const followed = await inFlight.follow(joined, { patienceMs: a.setup.patienceMs(), signal: a.trace.abort.signal });
+  if (followed.role === 'aborted') return; // the client left while waiting; its connection logs that
+  try {
+    if (followed.role === 'leader') {
+      // Taking over: look once more (the old leader may have stored it after all), else fetch.
+      const found = a.setup.store.lookup(a.key);
+      if (found) {
+        inFlight.finish(followed, true);
+        a.trace.coalesced = true;
+        answerFromStore(a, found);
+      } else {
+        a.setup.store.handOver(a.key, undefined);
+        lead(a, followed);
+      }
+    }
+    else {
+      a.trace.coalesced = true;
+      again(a);
+    }
+  } catch (err) {
+    a.handler.onResponseError?.(NO_CONTROLLER, err as Error);
+  }
+}
+
+/**
+ * Fetch as the leader; wake the followers when the answer has ended and its store write has closed — or
+ * as soon as its head shows that it will not be stored.
+ */
+function lead(a: Asking, joined: { slot: number; word: number }): boolean {
+  const { inFlight, store } = a.setup;
+  const url = `${a.key.origin}${a.key.path}`;
+  let finished = false;
+  const finish = (ok: boolean): void => {
+    if (finished) return;
+    finished = true;
+    // The followers read the store next: publish only once the write (if any) has committed or failed.
+    const writing = store.writing(url);
+    if (writing) void writing.then(() => inFlight.finish(joined, ok));
+    else inFlight.finish(joined, ok);
+  };
+  const inner = a.handler;
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart: (c, context) => inner.onRequestStart?.(c, context),
+    onRequestUpgrade: (c, s, h, socket) => inner.onRequestUpgrade?.(c, s, h, socket),
+    onResponseStart: (c, s, h, m) => {
+      // undici's handler opens its store write before it passes the head on: none now means this answer
+      // will not be stored, and the followers need not wait for its body — wake them to fetch on their
+      // own (else a popular uncacheable URL would be fetched in two waves, leader first).
+      if (!store.writing(url)) finish(true);
+      return inner.onResponseStart?.(c, s, h, m);
+    },
+    onResponseData: (c, chunk) => {
+      inFlight.progress(joined); // alive: followers that time out keep waiting
+      inner.onResponseData?.(c, chunk);
+    },
+    onResponseEnd: (c, trailers) => {
+      inner.onResponseEnd?.(c, trailers);
+      finish(true);
+    },
+    onResponseError: (c, err) => {
+      finish(false); // a follower takes over
+      inner.onResponseError?.(c, err);
+    },
+  };
+  try {
+    return a.next(a.opts, handler);
+  } catch (err) {
+    finish(false);
+    throw err;
+  }
+}
+
+/** A stored object: hand the lookup over to undici's interceptor (no second SELECT), with Range if asked. */
+function answerFromStore(a: Asking, found: CacheTypes.default.GetResult): boolean {
+  const range = a.key.method === 'GET' && found.statusCode === 200 ? wantedRange(a.key.headers) : undefined;
+  if (range === undefined) {
+    a.setup.store.handOver(a.key, found);
+    return a.next(a.opts, a.handler);
+  }
+  // Ask the interceptor for the whole object (it may revalidate it first) and cut the range out of it.
+  const opts = { ...a.opts, headers: withoutRange(a.opts.headers) };
+  const key = { ...a.key, headers: undiciCache.normalizeHeaders(opts) };
+  a.setup.store.handOver(key, found);
+  return a.next(opts, new RangeAnswer(range, a.handler));
+}
+
+/** only-if-cached and nothing stored: 504, as RFC 9111 §5.2.1.7 says, without asking the origin. */
+function answerGatewayTimeout(a: Asking): boolean {
+  a.trace.onlyIfCachedMiss = true;
+  const h = a.handler;
+  const body = Buffer.from('504 Gateway Timeout: not in the cache, and the request said only-if-cached\n');
+  h.onRequestStart?.(NO_CONTROLLER, {});
+  h.onResponseStart?.(NO_CONTROLLER, 504, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(body.length) }, 'Gateway Timeout');
+  h.onResponseData?.(NO_CONTROLLER, body);
+  h.onResponseEnd?.(NO_CONTROLLER, {});
+  return true;
+}
+
+const NO_CONTROLLER: Dispatcher.DispatchController = {
+  aborted: false,
+  paused: false,
+  reason: null,
+  abort() {},
+  pause() {},
+  resume() {},
+};
+
+function withoutRange(headers: Dispatcher.DispatchOptions['headers']): string[] {
+  const list = Array.isArray(headers) ? (headers as string[]) : [];
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() !== 'range') out.push(list[i]!, list[i + 1]!);
+  return out;
+}
+
+/** The inner layer: every request that reaches the origin is counted in its trace, with its status. */
+function traceOrigin(next: DispatchFn): DispatchFn {
+  return (opts, handler) => {
+    const trace = (opts as TracedOptions).proxydTrace;
+    if (!trace) return next(opts, handler);
+    trace.originFetches++;
+    const headers = undiciCache.normalizeHeaders(opts);
+    if ((headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) && !trace.clientConditional) trace.revalidating = true;
+    return next(opts, {
+      onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
+      onRequestUpgrade: (c, s, h, socket) => handler.onRequestUpgrade?.(c, s, h, socket),
+      onResponseStart: (c, status, h, m) => {
+        trace.originStatus = status;
+        return handler.onResponseStart?.(c, status, h, m);
+      },
+      onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
+      onResponseEnd: (c, trailers) => handler.onResponseEnd?.(c, trailers),
+      onResponseError: (c, err) => handler.onResponseError?.(c, err),
+    });
+  };
+}
+

@@ -21,9 +21,22 @@ import type { RequestFacts } from './request-facts.ts';
 function squidCode(f: RequestFacts): string {
   if (f.decision === 'blocked' || f.decision === 'refused' || f.decision === 'limited') return 'TCP_DENIED';
   if (f.method === 'CONNECT') return 'TCP_TUNNEL';
-  if (f.cache !== undefined && /^[A-Z_]+$/.test(f.cache)) return f.cache.startsWith('TCP_') ? f.cache : `TCP_${f.cache}`;
-  return 'TCP_MISS';
+  return (f.cache !== undefined && SQUID_CACHE_CODES[f.cache]) || 'TCP_MISS';
 }
+
+/**
+ * The cache's tag (cache/cache-status.ts) as Squid writes it: a coalesced answer is Squid's collapsed
+ * forwarding hit, a stale one served because the origin failed or while it is refreshed its
+ * REFRESH_FAIL_OLD, and what the cache did not handle (BYPASS) a plain MISS, as Squid logs it.
+ */
+const SQUID_CACHE_CODES: Record<string, string | undefined> = {
+  HIT: 'TCP_HIT',
+  MISS: 'TCP_MISS',
+  REVALIDATED: 'TCP_REFRESH_UNMODIFIED',
+  STALE: 'TCP_REFRESH_FAIL_OLD',
+  COALESCED: 'TCP_CF_HIT',
+  BYPASS: 'TCP_MISS',
+};
 
 const pad3 = (n: number) => String(n).padStart(3, '0');
 /** No spaces inside a field: the formats split on them. */

@@ -6,6 +6,7 @@
 import client from 'prom-client';
 import type { ProxyView } from './proxy-view.ts';
 import type { StatName } from '../memory/stats-names.ts';
+import { registerParentMetrics } from './parent-metrics.ts';
 
 export function createMetrics(proxy: ProxyView): client.Registry {
   const registry = new client.Registry();
@@ -60,6 +61,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   labelled('proxyd_request_decisions_total', 'Requests by decision', 'decision', { allowed: 'allowed', blocked: 'blocked', denied: 'authFailures', error: 'upstreamErrors', bad_request: 'badRequests' });
   labelled('proxyd_responses_total', 'Answers by status class', 'code', { '1xx': 'status1xx', '2xx': 'status2xx', '3xx': 'status3xx', '4xx': 'status4xx', '5xx': 'status5xx' });
   labelled('proxyd_upstream_errors_total', 'Upstream errors by kind', 'kind', { refused: 'upstreamRefused', dns: 'upstreamDns', timeout: 'upstreamTimeout', reset: 'upstreamReset', other: 'upstreamOther' });
+  registerParentMetrics(registry, proxy);
   gauge('proxyd_log_ring_used_bytes', 'Bytes in the log ring not yet written out', () => ring.usedBytes);
   gauge('proxyd_log_ring_capacity_bytes', 'Log ring size', () => ring.capacity);
   new client.Counter({

@@ -12,12 +12,13 @@ type SemaphoreReadings = Pick<SharedState['semaphore'], 'permits' | 'held' | 'fr
 type RingReadings = Pick<SharedState['ring'], 'capacity' | 'usedBytes' | 'written' | 'dropped' | 'contention'>;
 
 export interface ProxyView {
-  readonly options: Pick<ProxyOptions, 'admin' | 'authFile'>;
+  readonly options: Pick<ProxyOptions, 'admin' | 'authFile' | 'parents'>;
   readonly shared: {
     readonly semaphore: SemaphoreReadings;
     readonly ring: RingReadings;
     readonly stats: Pick<SharedState['stats'], 'get' | 'snapshot'>;
     readonly workers: Pick<SharedState['workers'], 'rows'>;
+    readonly parents: Pick<SharedState['parents'], 'read'>;
   };
   /** How long connections waited for a permit (cumulative buckets). */
   readonly waits: { readonly bucketsSeconds: readonly number[]; readonly counts: readonly number[]; readonly count: number; readonly sumSeconds: number };

@@ -16,6 +16,8 @@ export const REFUSALS = {
   BAD_TARGET: { status: 400, reason: 'the request target is not a valid http:// URL or host:port' },
   UPSTREAM_UNREACHABLE: { status: 502, reason: 'the proxy could not reach the destination' },
   UPSTREAM_TIMEOUT: { status: 504, reason: 'the destination did not answer in time' },
+  PARENT_REFUSED: { status: 502, reason: 'the parent proxy refused the request' },
+  PARENT_DOWN: { status: 502, reason: 'every parent proxy is down, and this proxy may not go direct (--never-direct)' },
 } as const;
 
 export type RefusalCode = keyof typeof REFUSALS;

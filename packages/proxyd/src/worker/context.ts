@@ -2,6 +2,7 @@
 import type tls from 'node:tls';
 import type { ClientAcl } from '../policy/client-acl.ts';
 import type { Agent } from 'undici';
+import type { ParentRouter } from '../upstream/parent-route.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
@@ -23,6 +24,9 @@ export interface ServeContext {
   tls: tls.SecureContext | undefined;
   /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts). */
   upstream: Agent;
+  /** Parent proxies: the route of each request (--parent, --parent-for, …), and a keep-alive pool per parent. */
+  parents: ParentRouter;
+  parentPool: Agent;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }

@@ -92,7 +92,7 @@ export function answerUpstreamFailure(
   err: NodeJS.ErrnoException,
   host: string,
   label: string,
-  logged: { url: string } | { target: string },
+  logged: ({ url: string } | { target: string }) & { parent?: string },
 ): { code: RefusalCode; detail: string } {
   const { stats, log } = ctx.shared;
   if (err instanceof ForbiddenDestinationError) {

@@ -55,13 +55,13 @@ function served(p: TestProxy): number {
 }
 
 async function child(t: Test, parents: ParentSpec[], extra: Partial<ProxyOptions> = {}): Promise<TestProxy> {
-  const proxy = await startTestProxy(t, { parents, ...extra });
+  const proxy = await startTestProxy(t, { parents, logLevel: 'info', allowDest: ['127.0.0.0/8', '::1/128'], ...extra });
   t.teardown(() => proxy.close(0));
   return proxy;
 }
 
 async function proxydParent(t: Test, extra: Partial<ProxyOptions> = {}): Promise<TestProxy> {
-  const p = await startTestProxy(t, { workers: 1, admin: undefined, ...extra });
+  const p = await startTestProxy(t, { workers: 1, admin: undefined, logLevel: 'info', allowDest: ['127.0.0.0/8', '::1/128'], ...extra });
   t.teardown(() => p.close(0));
   return p;
 }
@@ -73,12 +73,12 @@ t.before(async () => {
 });
 t.teardown(() => origin.close());
 
-t.test('weighted round-robin: weights 3:1 split 1,000 requests 3:1 (±10%)', async (t) => {
+t.test('weighted round-robin: weights 3:1 split 1,000 requests 3:1 (±10%)', { timeout: 240_000 }, async (t) => {
   const a = await proxydParent(t);
   const b = await proxydParent(t);
   const proxy = await child(t, [parent(`http://127.0.0.1:${a.address.port},weight=3,name=a`), parent(`http://127.0.0.1:${b.address.port},weight=1,name=b`)]);
   let ok = 0;
-  await many(1000, 8, async (i) => {
+  await many(1000, 16, async (i) => {
     const r = await get(proxy.address.port, origin.url(`/hello?${i}`));
     if (r.status === 200) ok++;
   });
@@ -91,4 +91,218 @@ t.test('weighted round-robin: weights 3:1 split 1,000 requests 3:1 (±10%)', asy
   t.match(metrics, /proxyd_parent_up\{parent="b"\} 1/, 'state in /metrics');
   const records = readLog(proxy.logFile).filter((r) => r.event === 'request');
   t.ok(records.length > 0 && records.every((r) => r.parent === 'a' || r.parent === 'b'), 'each request record names its parent');
+});
+
+/** Open a tunnel through the proxy to `target`; resolves with the proxy's answer head and the socket. */
+function tunnel(port: number, target: string): Promise<{ head: string; socket: net.Socket; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      resolve({ head: buf.subarray(0, end).toString('latin1'), socket, rest: buf.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.setTimeout(15_000, () => socket.destroy(new Error('tunnel answer timed out')));
+    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  });
+}
+
+/** Echo `bytes` through an open tunnel to an echo server; resolves with what came back. */
+function echoThrough(socket: net.Socket, bytes: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    socket.setTimeout(0);
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= bytes.length) resolve(Buffer.concat(chunks));
+    });
+    socket.write(bytes);
+  });
+}
+
+t.test('chained CONNECT: TLS to a loopback origin through proxyd and Squid, bytes checked by SHA-256', { skip: squidMissing }, async (t) => {
+  const squid = await startSquid(t);
+  const tlsOrigin = await startTlsOrigin();
+  t.teardown(() => tlsOrigin.close());
+  const proxy = await child(t, [parent(`http://127.0.0.1:${squid.port},name=squid`)], { neverDirect: true });
+  const { head, socket } = await tunnel(proxy.address.port, `127.0.0.1:${tlsOrigin.port}`);
+  t.match(head, /^HTTP\/1.1 200/, 'the tunnel through Squid is open');
+  const upload = Buffer.alloc(256 * 1024, 7);
+  const secure = tls.connect({ socket, ca: readFileSync(tlsOrigin.caFile), servername: undefined, host: '127.0.0.1' } as tls.ConnectionOptions);
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    secure.on('data', (d: Buffer) => chunks.push(d));
+    secure.on('end', () => resolve(Buffer.concat(chunks)));
+    secure.on('error', reject);
+    secure.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${upload.length}\r\nConnection: close\r\n\r\n`);
+    secure.write(upload);
+  });
+  const text = body.toString('latin1');
+  const payload = text.slice(text.indexOf('\r\n\r\n') + 4);
+  t.equal(createHash('sha256').update(payload).digest('hex'), sha256(`secure hello, you sent ${upload.length} bytes\n`), 'the origin got every byte and its answer came back intact');
+  // Plain HTTP through Squid too: absolute form is the standard protocol.
+  const r = await get(proxy.address.port, origin.url('/headers'), false);
+  t.equal(r.status, 200, 'HTTP through Squid');
+  t.match(r.body, /squid/i, "the origin saw Squid's Via");
+  await eventually(() => readLog(proxy.logFile).some((x) => x.event === 'tunnel' && x.parent === 'squid'), 'the tunnel record names the parent');
+});
+
+t.test("refusals: a parent answering 407 is a clear 502 naming it; its credentials are never logged", async (t) => {
+  const dir = tempDir();
+  const users = join(dir, 'users');
+  writeFileSync(users, `alice:{SHA}${createHash('sha1').update('right-password').digest('base64')}\n`);
+  const guarded = await proxydParent(t, { authFile: users });
+  const secret = 'Wr0ngS3cret';
+  const proxy = await child(t, [parent(`http://alice:${secret}@127.0.0.1:${guarded.address.port},name=guarded`)]);
+  const echo = await startOrigin();
+  t.teardown(() => echo.close());
+  const { head, socket } = await tunnel(proxy.address.port, `127.0.0.1:${echo.port}`);
+  socket.destroy();
+  t.match(head, /^HTTP\/1.1 502 /, 'CONNECT: 502');
+  t.match(head, /X-Proxyd-Refusal: PARENT_REFUSED/, 'CONNECT: the refusal code');
+  const r = await get(proxy.address.port, origin.url('/hello'), false);
+  t.equal(r.status, 502, 'HTTP: 502, not the parent\'s 407');
+  t.match(r.body, /parent guarded answered 407/, 'the answer names the parent and its status');
+  t.equal(r.headers['x-proxyd-refusal'], 'PARENT_REFUSED');
+  await eventually(() => readLog(proxy.logFile).filter((x) => x.event === 'parent-refused').length >= 2, 'both refusals logged');
+  await new Promise((r) => setTimeout(r, 200));
+  const logText = readFileSync(proxy.logFile, 'utf8') + readFileSync(proxy.stdoutFile, 'utf8');
+  const encoded = Buffer.from(`alice:${secret}`).toString('base64');
+  t.notOk(logText.includes(secret) || logText.includes(encoded), 'neither the password nor its Basic encoding is in any log line');
+  t.notOk((await metricsOf(proxy)).includes(secret), 'nor in the metrics');
+  // With the right password the same parent lets it through.
+  const ok = await child(t, [parent(`http://alice:right-password@127.0.0.1:${guarded.address.port},name=guarded`)]);
+  t.equal((await get(ok.address.port, origin.url('/hello'), false)).status, 200, 'right credentials: 200 through the parent');
+});
+
+t.test('failover: kill a parent mid-run; requests and new tunnels see no failure; down in metrics; back after restart', { timeout: 120_000, skip: squidMissing }, async (t) => {
+  // Parent a is Squid, a process of its own, killed with SIGKILL (no goodbye to its connections) and
+  // started again on the same port.
+  const portA = await freePort();
+  const a = await startSquid(t, portA);
+  const b = await proxydParent(t);
+  const echo = await startOrigin();
+  t.teardown(() => echo.close());
+  const proxy = await child(t, [parent(`http://127.0.0.1:${portA},name=a`), parent(`http://127.0.0.1:${b.address.port},name=b`)], { parentDownAfter: 2, parentRetryMs: 500 });
+  const failures: string[] = [];
+  let done = 0;
+  const run = many(300, 4, async (i) => {
+    const r = await get(proxy.address.port, origin.url(`/hello?${i}`)).catch((err: Error) => ({ status: 0, body: err.message }));
+    if (r.status !== 200) failures.push(`${i}: ${r.status} ${r.body.slice(0, 160)}`);
+    done++;
+  });
+  await eventually(() => done >= 40, 'some requests done');
+  const killedAt = done;
+  await a.stop(); // SIGKILL: parent a dies mid-run
+  await run;
+  t.ok(killedAt < 300, `a was killed mid-run (after ${killedAt} of 300)`);
+  t.same(failures, [], 'no request failed');
+  for (let i = 0; i < 4; i++) {
+    const { head, socket } = await tunnel(proxy.address.port, `127.0.0.1:${echo.port}`);
+    socket.destroy();
+    t.match(head, /^HTTP\/1.1 200/, `new tunnel ${i + 1} opened (through b)`);
+  }
+  t.match(await metricsOf(proxy), /proxyd_parent_up\{parent="a"\} 0/, 'a is marked down in the metrics');
+  t.ok(readLog(proxy.logFile).some((r) => r.event === 'parent-down' && r.parent === 'a'), 'parent-down logged');
+  await startSquid(t, portA);
+  await eventually(async () => {
+    await get(proxy.address.port, origin.url('/hello'));
+    return (await metricsOf(proxy)).includes('proxyd_parent_up{parent="a"} 1');
+  }, 'a comes back up after it restarts', 15_000);
+  const requestsOfA = async (): Promise<number> => Number(/proxyd_parent_requests_total\{parent="a"\} (\d+)/.exec(await metricsOf(proxy))?.[1]);
+  const before = await requestsOfA();
+  for (let i = 0; i < 10; i++) t.equal((await get(proxy.address.port, origin.url('/hello'))).status, 200);
+  t.ok((await requestsOfA()) >= before + 4, 'the restarted a takes its share again');
+});
+
+t.test('least-conn: with long tunnels held on parent A, new connections go to B', async (t) => {
+  const a = await proxydParent(t);
+  const b = await proxydParent(t);
+  const echo = await startOrigin();
+  t.teardown(() => echo.close());
+  const proxy = await child(t, [parent(`http://127.0.0.1:${a.address.port},name=a`), parent(`http://127.0.0.1:${b.address.port},name=b`)], { parentSelect: 'least-conn', parentFor: ['localhost=a'] });
+  const held: net.Socket[] = [];
+  t.teardown(() => held.forEach((s) => s.destroy()));
+  for (let i = 0; i < 3; i++) {
+    const { head, socket } = await tunnel(proxy.address.port, `localhost:${echo.port}`); // pinned to a
+    t.match(head, /^HTTP\/1.1 200/);
+    held.push(socket);
+  }
+  t.equal(a.shared.stats.get('tunnels'), 3, 'three long tunnels held on a');
+  for (let i = 0; i < 3; i++) {
+    const { head, socket } = await tunnel(proxy.address.port, `127.0.0.1:${echo.port}`);
+    t.match(head, /^HTTP\/1.1 200/);
+    held.push(socket);
+  }
+  t.equal(b.shared.stats.get('tunnels'), 3, 'the three new tunnels all went to b');
+  t.equal(a.shared.stats.get('tunnels'), 3, 'a kept its three');
+  t.match(await metricsOf(proxy), /proxyd_parent_active_connections\{parent="a"\} 3/, 'active connections per parent in the metrics');
+});
+
+t.test('host-hash: the same host always reaches the same parent; removing a parent moves only its hosts', async (t) => {
+  const parents = [await proxydParent(t), await proxydParent(t), await proxydParent(t)];
+  const specs = parents.map((p, i) => parent(`http://127.0.0.1:${p.address.port},name=p${i}`));
+  const hosts = Array.from({ length: 15 }, (_, i) => `127.0.0.${i + 2}`);
+  async function mapping(proxy: TestProxy): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const host of hosts) {
+      const before = parents.map((p) => p.shared.stats.get('requests'));
+      await get(proxy.address.port, `http://${host}:${origin.port}/hello`, false); // the parent answers 502 or 200: either way it was asked
+      const i = parents.findIndex((p, k) => p.shared.stats.get('requests') > before[k]!);
+      out.set(host, i);
+    }
+    return out;
+  }
+  const all = await child(t, specs, { parentSelect: 'host-hash' });
+  const first = await mapping(all);
+  const second = await mapping(all);
+  t.same([...second], [...first], 'every host reached the same parent twice');
+  t.ok(new Set(first.values()).size >= 2, `the hosts are spread over the parents (${[...first.values()].join(',')})`);
+  const without = await child(t, [specs[0]!, specs[2]!], { parentSelect: 'host-hash' });
+  const after = await mapping(without);
+  for (const host of hosts) {
+    if (first.get(host) !== 1) t.equal(after.get(host), first.get(host), `${host} stays on p${first.get(host)}`);
+    else t.not(after.get(host), 1, `${host} moved off the removed p1`);
+  }
+});
+
+t.test('routing: --parent-for, --direct-for, --never-direct; forbidden literals never reach a parent', async (t) => {
+  const a = await proxydParent(t);
+  const b = await proxydParent(t);
+  const dead = await freePort(); // nothing listens here
+  const proxy = await child(t, [parent(`http://127.0.0.1:${a.address.port},name=a`), parent(`http://127.0.0.1:${b.address.port},name=b`)], { parentFor: ['localhost=b'], directFor: ['direct.localhost'] });
+  const url = (host: string): string => `http://${host}:${origin.port}/hello`;
+  const [a0, b0] = [served(a), served(b)];
+  for (let i = 0; i < 4; i++) t.equal((await get(proxy.address.port, url('localhost'), false)).status, 200);
+  t.equal(served(b) - b0, 4, '--parent-for localhost=b: all four through b');
+  t.equal(served(a), a0, '…none through a');
+  const seen = origin.seen.length;
+  await get(proxy.address.port, url('127.0.0.1'), false);
+  t.equal(served(a) + served(b) - a0 - b0, 5, 'other hosts go through a parent');
+  t.ok(origin.seen.length > seen);
+  const blocked = await get(proxy.address.port, 'http://169.254.169.254/latest/meta-data/', false);
+  t.equal(blocked.status, 403, 'the metadata address is refused by proxyd itself');
+  const spelled = await get(proxy.address.port, 'http://0xa9fea9fe/', false);
+  t.equal(spelled.status, 403, '…in another spelling too');
+  t.equal(a.shared.stats.get('requests') + b.shared.stats.get('requests'), served(a) + served(b), 'no forbidden request reached a parent');
+
+  const deadParent = parent(`http://127.0.0.1:${dead},name=dead`);
+  const direct = await child(t, [deadParent], { directFor: ['localhost'], parentDownAfter: 1, parentRetryMs: 60_000 });
+  t.equal((await get(direct.address.port, url('localhost'), false)).status, 200, '--direct-for localhost: served direct though the parent is dead');
+  t.equal((await get(direct.address.port, url('127.0.0.1'), false)).status, 200, 'without --never-direct, a request whose every parent fails goes direct…');
+  t.equal((await get(direct.address.port, url('127.0.0.1'), false)).status, 200, '…and so do the next ones, the parent being down');
+  const strict = await child(t, [deadParent], { neverDirect: true, parentDownAfter: 1, parentRetryMs: 60_000 });
+  const first = await get(strict.address.port, url('127.0.0.1'), false);
+  t.equal(first.status, 502, '--never-direct: the failed parent is a 502…');
+  t.match(first.body, /parent dead/, '…naming it');
+  const refused = await get(strict.address.port, url('127.0.0.1'), false);
+  t.equal(refused.status, 502, '--never-direct: 502 once every parent is down');
+  t.equal(refused.headers['x-proxyd-refusal'], 'PARENT_DOWN');
 });

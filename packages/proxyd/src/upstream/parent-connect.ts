@@ -8,7 +8,8 @@
  * Before the tunnel starts nothing of the client's has been sent anywhere, so a parent that cannot be
  * reached is always followed by the next one in the route's order. A parent that answers but refuses
  * (403, 407, 502 …) is alive and has decided: its refusal goes to the client as 502 PARENT_REFUSED,
- * naming the parent and its status (never its credentials), and no other parent is asked.
+ * naming the parent and its status (never its credentials), and no other parent is asked. When every
+ * parent of the route cannot be reached, the tunnel goes direct, unless --never-direct.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -17,6 +18,7 @@ import { refuseSocket } from '../worker/refuse.ts';
 import { answerUpstreamFailure } from '../worker/request-gate.ts';
 import { relayTunnel } from '../worker/connect-tunnel.ts';
 import { dialParent, isConnectFailure } from './parent-dial.ts';
+import { ForbiddenDestinationError } from '../worker/guarded-lookup.ts';
 import { noteParentAnswer, noteParentFailure } from './parent-health-log.ts';
 import { refuseForRoute } from './parent-refusals.ts';
 
@@ -26,6 +28,8 @@ interface TunnelRequest {
   client: net.Socket;
   head: Buffer;
   started: number;
+  /** Dial the destination itself: when every parent failed and --never-direct is off. */
+  direct: () => void;
 }
 
 /** Route the tunnel; false when it goes direct (the caller dials the destination itself). */
@@ -54,7 +58,7 @@ function tryParent(ctx: ServeContext, conn: ConnectionInfo, t: TunnelRequest, or
   const socket = dialParent(parent, { timeoutMs: ctx.options.upstreamTimeoutMs, loopbackOnly: ctx.testHooks });
   const headers: Record<string, string> = { host: t.target };
   if (parent.authorization) headers['proxy-authorization'] = parent.authorization;
-  const req = http.request({ method: 'CONNECT', path: t.target, headers, createConnection: () => socket, agent: false, timeout: ctx.options.upstreamTimeoutMs });
+  const req = http.request({ method: 'CONNECT', path: t.target, headers, createConnection: () => socket, timeout: ctx.options.upstreamTimeoutMs });
   const onClientClose = (): void => void socket.destroy(); // the client gave up while we were asking
   t.client.once('close', onClientClose);
   let answered = false;
@@ -65,6 +69,7 @@ function tryParent(ctx: ServeContext, conn: ConnectionInfo, t: TunnelRequest, or
     if (answered || t.client.destroyed) return;
     if (isConnectFailure(err)) noteParentFailure(ctx, conn, index, err);
     if (step + 1 < order.length) return tryParent(ctx, conn, t, order, step + 1);
+    if (!ctx.options.neverDirect && !(err instanceof ForbiddenDestinationError)) return t.direct();
     const { code, detail } = answerUpstreamFailure(ctx, conn, 'CONNECT', err, t.host, `parent ${parent.name} (for ${t.target})`, { target: t.target, parent: parent.name });
     refuseSocket(t.client, code, detail);
   });

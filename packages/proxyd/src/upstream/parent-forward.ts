@@ -26,6 +26,6 @@ export function forwardViaParents(ctx: ServeContext, conn: ConnectionInfo, f: Fo
     refuseResponse(f.exchange.res, 'PARENT_DOWN');
     return true;
   }
-  new ViaParents({ ctx, conn, inner: f.exchange, options: { ...f.options, path: f.target }, order: route.order, retry }).start();
+  new ViaParents({ ctx, conn, inner: f.exchange, direct: f.options, target: f.target, order: route.order, retry }).start();
   return true;
 }

@@ -15,7 +15,8 @@
  * exchange. A connect that fails (refused, timed out, TLS) counts against that parent's health; before
  * the parent has answered, a request that may be sent again — an idempotent method without a body, so
  * nothing of it has been consumed — moves to the next parent in the route's order. Anything else goes
- * to the inner handler, which answers 502/504 naming the parent.
+ * to the inner handler, which answers 502/504 naming the parent. When every parent of the route has
+ * failed such a request, it goes direct, unless --never-direct.
  */
 import type { Dispatcher } from 'undici';
 import { Agent } from 'undici';
@@ -54,6 +55,8 @@ export interface ForwardHandler extends Dispatcher.DispatchHandler {
   /** The parent's name, for the log record and the answer's detail. */
   parent: string | undefined;
   readonly clientGone: boolean;
+  /** Answer the client with a refusal instead of the exchange's response (and log nothing more). */
+  refuse(code: 'PARENT_REFUSED', detail: string): void;
 }
 
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
@@ -72,18 +75,22 @@ export class ViaParents implements Dispatcher.DispatchHandler {
   private readonly conn: ConnectionInfo;
   private readonly inner: ForwardHandler;
   private readonly options: Dispatcher.DispatchOptions;
+  /** The same request for the origin itself (origin-form), should every parent fail. */
+  private readonly direct: Dispatcher.DispatchOptions;
   private readonly order: number[];
   private readonly retry: boolean;
   private step = 0;
   private requestStarted = false;
   private answered = false;
   private ended = true;
+  private refused = 0;
 
-  constructor(o: { ctx: ServeContext; conn: ConnectionInfo; inner: ForwardHandler; options: Dispatcher.DispatchOptions; order: number[]; retry: boolean }) {
+  constructor(o: { ctx: ServeContext; conn: ConnectionInfo; inner: ForwardHandler; direct: Dispatcher.DispatchOptions; target: string; order: number[]; retry: boolean }) {
     this.ctx = o.ctx;
     this.conn = o.conn;
     this.inner = o.inner;
-    this.options = o.options;
+    this.direct = o.direct;
+    this.options = { ...o.direct, path: o.target };
     this.order = o.order;
     this.retry = o.retry;
   }
@@ -124,6 +131,12 @@ export class ViaParents implements Dispatcher.DispatchHandler {
       this.answered = true;
       noteParentAnswer(this.ctx, this.index);
     }
+    if (statusCode === 407) {
+      // The parent wants credentials we do not have (or it refused ours): that is no answer for our
+      // client, whose own proxy-authentication is with us. A clear 502 naming the parent instead.
+      this.refused = statusCode;
+      return void controller.abort(new Error(`parent ${this.inner.parent} answered 407`));
+    }
     this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -138,6 +151,12 @@ export class ViaParents implements Dispatcher.DispatchHandler {
 
   onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
     this.finish();
+    if (this.refused !== 0) {
+      const parent = this.inner.parent ?? '';
+      this.ctx.shared.stats.add('upstreamErrors');
+      this.ctx.shared.log.write({ event: 'parent-refused', level: 'warn', conn: this.conn.id, client: this.conn.client, method: this.options.method, url: String(this.options.path), parent, status: this.refused });
+      return this.inner.refuse('PARENT_REFUSED', `parent ${parent} answered ${this.refused} Proxy Authentication Required`);
+    }
     if (!this.answered && !this.inner.clientGone) {
       const failedConnect = !this.requestStarted && isConnectFailure(err as NodeJS.ErrnoException);
       if (failedConnect) noteParentFailure(this.ctx, this.conn, this.index, err as NodeJS.ErrnoException);
@@ -145,6 +164,12 @@ export class ViaParents implements Dispatcher.DispatchHandler {
       if (this.retry && this.step + 1 < this.order.length) {
         this.step++;
         return this.start();
+      }
+      // Every parent of the route failed: go direct, unless --never-direct.
+      if (this.retry && !this.ctx.options.neverDirect) {
+        this.inner.parent = undefined;
+        this.ctx.upstream.dispatch(this.direct, this.inner);
+        return;
       }
     }
     this.inner.onResponseError?.(controller, err);

@@ -30,7 +30,7 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
   if (ctx.testHooks && authority.host === 'crash-worker.proxyd.test') process.exit(70); // test: worker dies
   passGate(ctx, conn, req, 'connect', authority.host, authority.port, (decision) => {
     if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
-    if (ctx.parents.enabled && tunnelViaParents(ctx, conn, { target, client, head, started, host: authority.host })) return; // through a parent
+    if (ctx.parents.enabled && tunnelViaParents(ctx, conn, { target, client, head, started, host: authority.host, direct: () => dial(ctx, conn, target, authority, client, head, started) })) return; // through a parent
     dial(ctx, conn, target, authority, client, head, started);
   });
 }

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import { splitAbsoluteTarget } from './authority.ts';
 import { forwardedHeaders, rawHeaderValue } from './headers.ts';
 import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
+import type { RefusalCode } from '../policy/refusals.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 import { forwardViaParents } from '../upstream/parent-forward.ts';
 
@@ -145,6 +146,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err as NodeJS.ErrnoException, url.host, label, { url: req.url ?? '', parent: this.parent });
     if (!res.headersSent) refuseResponse(res, code, detail);
     else res.destroy(); // mid-response: all we can do is cut the connection
+  }
+
+  /** Answer with a refusal instead of a response (a parent's 407: upstream/parent-http.ts). */
+  refuse(code: RefusalCode, detail: string): void {
+    if (this.clientGone || this.failed) return;
+    this.failed = true;
+    refuseResponse(this.res, code, detail);
   }
 
   onClientClose(): void {

@@ -20,6 +20,8 @@ const FORBIDDEN: Record<string, string[]> = {
   memory: ['primary', 'worker', 'admin', 'logger', 'messages'],
   messages: ['primary', 'worker', 'admin', 'logger'],
   config: ['primary', 'worker', 'admin', 'logger', 'memory', 'messages'],
+  // Parent proxies: part of the serving side (it uses worker/'s dialling and relaying), never the primary's.
+  upstream: ['primary', 'admin', 'logger'],
 };
 /** Built-in modules a pure folder may not touch: threads, sockets that carry traffic. */
 const IMPURE_BUILTINS = ['node:worker_threads', 'node:tls', 'node:dgram', 'node:child_process'];

@@ -7,7 +7,8 @@ import tls from 'node:tls';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { eventually, readLog, startTestProxy, tempDir, type TestProxy } from './helpers/proxy.ts';
+import { BIN, eventually, readLog, startTestProxy, tempDir, type TestProxy } from './helpers/proxy.ts';
+import { spawnSync } from 'node:child_process';
 import { sha256, startEchoServer, startOrigin, type Origin } from './helpers/origin.ts';
 import { startTlsOrigin } from './helpers/tls-origin.ts';
 import { startSquid, squidMissing } from './helpers/squid.ts';
@@ -15,6 +16,7 @@ import { freePort } from './helpers/haproxy.ts';
 import { parseParent, type ParentSpec } from '../src/upstream/parent-spec.ts';
 import type { ProxyOptions } from '../src/config/options.ts';
 import { createMetrics } from '../src/admin/metrics.ts';
+import { snapshot } from '../src/admin/snapshot.ts';
 
 const metricsOf = (p: TestProxy): Promise<string> => createMetrics(p).metrics();
 
@@ -89,6 +91,8 @@ t.test('weighted round-robin: weights 3:1 split 1,000 requests 3:1 (±10%)', { t
   const metrics = await metricsOf(proxy);
   t.match(metrics, /proxyd_parent_requests_total\{parent="a"\} 7\d\d/, 'per-parent requests in /metrics');
   t.match(metrics, /proxyd_parent_up\{parent="b"\} 1/, 'state in /metrics');
+  const panel = snapshot(proxy).parents;
+  t.match(panel, [{ name: 'a', up: true, weight: 3, requests: na }, { name: 'b', up: true, weight: 1, requests: nb }], "the dashboard's parents panel data (/api/stats)");
   const records = readLog(proxy.logFile).filter((r) => r.event === 'request');
   t.ok(records.length > 0 && records.every((r) => r.parent === 'a' || r.parent === 'b'), 'each request record names its parent');
 });
@@ -320,4 +324,28 @@ t.test('routing: --parent-for, --direct-for, --never-direct; forbidden literals 
   const refused = await get(strict.address.port, url('127.0.0.1'), false);
   t.equal(refused.status, 502, '--never-direct: 502 once every parent is down');
   t.equal(refused.headers['x-proxyd-refusal'], 'PARENT_DOWN');
+});
+
+t.test('the options on the command line: check-config, bare --never-direct, one-line refusals, no password shown', async (t) => {
+  const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'check-config', ...args], { encoding: 'utf8', timeout: 20_000 });
+  const ok = run(['--parent', 'http://ops:T0pSecret@10.0.0.5:3128,weight=3,name=east', '--parent', 'https://10.0.0.6:3129', '--never-direct', '--parent-select', 'host-hash', '--parent-for', 'eu.example=east', '--direct-for', 'intranet.example']);
+  t.equal(ok.status, 0, ok.stderr);
+  const effective = JSON.parse(ok.stdout) as Record<string, unknown>;
+  t.same(effective.parent, ['http://ops:***@10.0.0.5:3128,weight=3,name=east', 'https://10.0.0.6:3129,weight=1,name=10.0.0.6:3129']);
+  t.equal(effective['never-direct'], 'on', 'a bare --never-direct is on');
+  t.same(effective['parent-for'], ['eu.example=east']);
+  t.notOk(ok.stdout.includes('T0pSecret') || ok.stderr.includes('T0pSecret'), 'the password is not printed');
+  const bad: [string[], RegExp][] = [
+    [['--parent-for', 'eu.example=west', '--parent', 'http://10.0.0.5:3128,name=east'], /^proxyd: --parent-for eu\.example=west names no --parent \(names: east\)\n$/],
+    [['--never-direct'], /^proxyd: --never-direct needs at least one --parent\n$/],
+    [['--parent', 'ftp://u:Hidden99@x:21'], /^proxyd: --parent: "ftp:\/\/u:\*\*\*@x:21" must be an http:\/\/ or https:\/\/ proxy URL\n$/],
+    [['--parent', 'http://a:1,name=x', '--parent', 'http://b:1,name=x'], /names two parents "x"/],
+    [['--parent-select', 'random'], /must be one of round-robin, least-conn, host-hash/],
+  ];
+  for (const [args, message] of bad) {
+    const r = run(args);
+    t.equal(r.status, 2, `exit 2: ${args.join(' ')}`);
+    t.match(r.stderr, message);
+    t.notOk(r.stderr.includes('Hidden99'), 'no password in the message');
+  }
 });

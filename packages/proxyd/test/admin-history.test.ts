@@ -51,7 +51,7 @@ t.test('the first message of /api/events carries the last seconds; later ones do
   t.equal(history.at(-1)!.stats.requests, 3, 'the last point counts the three requests');
   t.ok(history.at(-1)!.time <= first!.time, 'and is not newer than the snapshot');
   t.same(Object.keys(history[0]!).sort(), ['semaphore', 'stats', 'time'], 'a point holds what the charts need');
-  t.same(Object.keys(history[0]!.stats).sort(), ['allowed', 'blocked', 'bytesDown', 'bytesUp', 'requests']);
+  t.same(Object.keys(history[0]!.stats).sort(), ['allowed', 'blocked', 'bytesDown', 'bytesUp', 'limiterCasRetries', 'rateLimited', 'requests']);
   t.same(Object.keys(history[0]!.semaphore).sort(), ['held', 'permits', 'waiting']);
   t.ok(later.every((m) => m.history === undefined), 'the later messages carry no history');
 });

@@ -11,6 +11,7 @@ import { startEchoServer, startOrigin } from './helpers/origin.ts';
 import { startTestProxy, tempDir, eventually } from './helpers/proxy.ts';
 import { openTunnelClient, type TunnelClient } from './helpers/tunnel-client.ts';
 import { curl } from './helpers/curl.ts';
+import { exchange } from './helpers/raw.ts';
 import { startAdminServer } from '../src/admin/admin-server.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -120,4 +121,34 @@ t.test('the live dashboard shows the traffic that went through the proxy', { ski
   await pageShows(t, page, '#waiting', '1', 'one client still waits');
   await pageShows(t, page, '#active', String(K), 'still K active');
   await pageShows(t, page, '#admitted', String(K + 4 + 2), 'admitted: the four requests, the first K tunnels and the two waiters let in');
+});
+
+t.test('the dashboard shows the hottest clients with what is left of their burst, and the bans', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const origin = await startOrigin();
+  const proxy = await startTestProxy(t, { workers: 1, rateLimit: 1 / 60, rateBurst: 10, banExempt: ['127.0.0.1/32'], banBadRequests: 2, admin: { host: '127.0.0.1', port: 0 } });
+  const admin = (await startAdminServer(proxy))!;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  let page: Page | undefined;
+  t.teardown(async () => {
+    if (!t.passing() && page) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-defence.png'), fullPage: true }).catch(() => {});
+    }
+    await browser.close();
+    await admin.close();
+    await proxy.close(500);
+    await origin.close();
+  });
+  page = await browser.newPage({ viewport: { width: 1440, height: 1400 } });
+  await page.goto(`http://127.0.0.1:${admin.address.port}/`);
+  await page.waitForFunction(() => document.getElementById('conn')?.textContent === 'live', undefined, { timeout: 10_000 });
+  await pageShows(t, page, '#bans', ['no bans in force | '], 'no bans yet');
+  // 127.0.0.42 spends 4 of its 10; 127.0.0.43 sends two malformed requests and is banned.
+  for (let i = 0; i < 4; i++) t.equal((await curl(['--interface', '127.0.0.42', '--proxy', proxy.url, origin.url('/hello')])).status, 200);
+  for (let i = 0; i < 2; i++) await exchange(proxy.address.port, 'NONSENSE\r\n\r\n', 3000, '127.0.0.43');
+  await eventually(() => proxy.limits.bans().length === 1, 'the ban begins');
+  await pageShows(t, page, '#bans', ['127.0.0.43 | bad-requests · 10 min left'], 'the ban, its reason and the time left');
+  await pageShows(t, page, '#bans-total', '1', 'one ban in all');
+  const hot = (await shown(page, '#hot-keys')) as string[];
+  t.ok(hot.includes('127.0.0.42 | 6 of 10 left'), `the client that used 4 of its burst: ${JSON.stringify(hot)}`);
 });

@@ -1,7 +1,7 @@
 // The layout rules README states, checked on the source: a file's folder says which thread runs it, and
 // imports run one way (primary/ and worker/ never import each other, admin/ reaches into nothing of the
-// primary and nothing that serves traffic reaches into admin/, policy/ is pure, @proxyd/sync knows
-// nothing of the proxy).
+// primary and nothing that serves traffic reaches into admin/, policy/ is pure, limits/ decides on shared
+// memory without touching a socket or a thread, @proxyd/sync knows nothing of the proxy).
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -22,6 +22,7 @@ const FORBIDDEN: Record<string, string[]> = {
   config: ['primary', 'worker', 'admin', 'logger', 'memory', 'messages'],
   // Parent proxies: part of the serving side (it uses worker/'s dialling and relaying), never the primary's.
   upstream: ['primary', 'admin', 'logger'],
+  limits: ['primary', 'worker', 'admin', 'logger', 'messages'],
 };
 /** Built-in modules a pure folder may not touch: threads, sockets that carry traffic. */
 const IMPURE_BUILTINS = ['node:worker_threads', 'node:tls', 'node:dgram', 'node:child_process'];
@@ -52,7 +53,7 @@ function violation(file: string, spec: string): string | undefined {
     const target = relative(SRC, resolve(dirname(file), spec)).split('/')[0]!;
     if (FORBIDDEN[folder]?.includes(target)) return `${folder}/ may not import ${target}/`;
   }
-  if ((folder === 'policy' || folder === 'config') && IMPURE_BUILTINS.includes(spec)) return `${folder}/ is pure: no ${spec}`;
+  if ((folder === 'policy' || folder === 'config' || folder === 'limits') && IMPURE_BUILTINS.includes(spec)) return `${folder}/ is pure: no ${spec}`;
   return undefined;
 }
 

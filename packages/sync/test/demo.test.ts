@@ -13,7 +13,9 @@ t.test('demo lines are in causal order and add up', async (t) => {
   const threads = 6;
   const permits = 2;
   const rounds = 4;
-  const { stdout } = await promisify(execFile)(process.execPath, [DEMO, '--threads', String(threads), '--permits', String(permits), '--rounds', String(rounds), '--hold-ms', '20'], { timeout: 60_000 });
+  // 100 ms holds: threads start some tens of ms apart on a loaded machine (each loads its module), and
+  // with short holds the first could finish its rounds before the last arrives — no one would wait.
+  const { stdout } = await promisify(execFile)(process.execPath, [DEMO, '--threads', String(threads), '--permits', String(permits), '--rounds', String(rounds), '--hold-ms', '100'], { timeout: 60_000 });
   const steps = stdout
     .split('\n')
     .map((line) => /^\s*([\d.]+)s\s+T(\d+)\s+(waits|acquires|releases)(?: \((hand-off|handed)\))?\s+(\d+)\s+(\d+)\s/.exec(line))

@@ -62,6 +62,11 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   labelled('proxyd_responses_total', 'Answers by status class', 'code', { '1xx': 'status1xx', '2xx': 'status2xx', '3xx': 'status3xx', '4xx': 'status4xx', '5xx': 'status5xx' });
   labelled('proxyd_upstream_errors_total', 'Upstream errors by kind', 'kind', { refused: 'upstreamRefused', dns: 'upstreamDns', timeout: 'upstreamTimeout', reset: 'upstreamReset', other: 'upstreamOther' });
   registerParentMetrics(registry, proxy);
+  counter('proxyd_requests_limited_total', 'Requests answered 429 over --rate-limit', 'rateLimited');
+  labelled('proxyd_connections_refused_total', 'Connections refused at accept by a per-client limit or a ban', 'reason', { conn_rate: 'connRateRefused', max_conns: 'connCapRefused', banned: 'bannedRefused' });
+  counter('proxyd_limiter_cas_retries_total', 'GCRA compare-and-swap retries: races lost on one key between threads', 'limiterCasRetries');
+  labelled('proxyd_bans_total', 'Bans begun, by detector', 'detector', { scan: 'bansScan', 'auth-failures': 'bansAuthFailures', 'bad-requests': 'bansBadRequests', refusals: 'bansRefusals', errors: 'bansErrors' });
+  gauge('proxyd_bans_active', 'Bans in force now', () => proxy.limits.bans().length);
   gauge('proxyd_log_ring_used_bytes', 'Bytes in the log ring not yet written out', () => ring.usedBytes);
   gauge('proxyd_log_ring_capacity_bytes', 'Log ring size', () => ring.capacity);
   new client.Counter({

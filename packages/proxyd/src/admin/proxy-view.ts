@@ -4,9 +4,10 @@
 // RunningProxy satisfies this shape; the CLI hands it over. Serving never depends on admin/, and admin/
 // imports nothing from primary/.
 import type { ProxyOptions } from '../config/options.ts';
-import type { LogSummary } from '../messages/logger-messages.ts';
+import type { AnalyticsRange, AnalyticsReport, LogSummary } from '../messages/logger-messages.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { Users } from '../policy/htpasswd.ts';
+import type { ClientLimits } from '../limits/client-limits.ts';
 
 type SemaphoreReadings = Pick<SharedState['semaphore'], 'permits' | 'held' | 'free' | 'waiting' | 'maxWaiting' | 'tickets' | 'admittedTotal' | 'contention'>;
 type RingReadings = Pick<SharedState['ring'], 'capacity' | 'usedBytes' | 'written' | 'dropped' | 'contention'>;
@@ -24,8 +25,12 @@ export interface ProxyView {
   readonly waits: { readonly bucketsSeconds: readonly number[]; readonly counts: readonly number[]; readonly count: number; readonly sumSeconds: number };
   /** The logger thread's latest aggregate. */
   summary(): LogSummary;
+  /** The analytics over days for a range, counted and answered by the logger thread. */
+  analytics(range: AnalyticsRange): Promise<AnalyticsReport>;
   /** The users of --auth-file now in force (the admin login uses them too). */
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */
   readonly ready: boolean;
+  /** Bans in force and the hottest clients (read from shared memory), and lifting one ban (logged). */
+  readonly limits: Pick<ClientLimits, 'bans' | 'lift' | 'hottest'>;
 }

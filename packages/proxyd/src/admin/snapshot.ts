@@ -27,6 +27,7 @@ export function snapshot(proxy: ProxyView) {
     recent: summary.recent,
     // Parent proxies (--parent): state and load from the shared table, by name (never the URL).
     parents: proxy.options.parents.map((p, i) => ({ name: p.name, weight: p.weight, ...proxy.shared.parents.read(i) })),
+    limits: { bans: proxy.limits.bans().slice(0, 20), hottest: proxy.limits.hottest(10) },
   };
 }
 
@@ -41,7 +42,15 @@ export function chartPoint(proxy: ProxyView) {
   const { semaphore, stats } = proxy.shared;
   return {
     time: Date.now(),
-    stats: { requests: stats.get('requests'), allowed: stats.get('allowed'), blocked: stats.get('blocked'), bytesUp: stats.get('bytesUp'), bytesDown: stats.get('bytesDown') },
+    stats: {
+      requests: stats.get('requests'),
+      allowed: stats.get('allowed'),
+      blocked: stats.get('blocked'),
+      bytesUp: stats.get('bytesUp'),
+      bytesDown: stats.get('bytesDown'),
+      rateLimited: stats.get('rateLimited'),
+      limiterCasRetries: stats.get('limiterCasRetries'),
+    },
     semaphore: { held: semaphore.held, waiting: semaphore.waiting, permits: semaphore.permits },
   };
 }

@@ -12,7 +12,10 @@ export function parseCidr(text: string): Parsed<string> {
   return { ok: true, value: text };
 }
 
-/** A list of ranges; with `anyAllowed`, the word "any" (any case) is an entry too. */
-export function cidrListType({ anyAllowed = false } = {}): OptionType<string[]> {
-  return listType((entry) => (anyAllowed && entry.toLowerCase() === 'any' ? { ok: true, value: entry } : parseCidr(entry)));
+/**
+ * A list of ranges; with `anyAllowed`, the word "any" (any case) is an entry too; with `noneAllowed`, the
+ * word "none" (an empty list that still overrides a default: the consumer skips the word).
+ */
+export function cidrListType({ anyAllowed = false, noneAllowed = false } = {}): OptionType<string[]> {
+  return listType((entry) => ((anyAllowed && entry.toLowerCase() === 'any') || (noneAllowed && entry.toLowerCase() === 'none') ? { ok: true, value: entry } : parseCidr(entry)));
 }

@@ -17,6 +17,8 @@ import { hostPortOrOffType } from './host-port.ts';
 import type { ProxyOptions } from './options.ts';
 import { choiceType, optionalPathType, switchType, textType, type OptionType } from './option-type.ts';
 import { portListType } from './port-list.ts';
+import { rateType } from './rate.ts';
+import { retentionType } from './retention.ts';
 import { wholeNumberType } from './whole-number.ts';
 import { parentListType } from './parent-list.ts';
 import { domainListType, domainToParentListType } from './domain-rules.ts';
@@ -159,8 +161,57 @@ export const OPTIONS = {
   'never-direct': option({ field: 'neverDirect', type: switchType(), default: false, live: true, help: 'when every parent is down, answer 502 rather than go direct' }),
   'parent-down-after': option({ field: 'parentDownAfter', type: wholeNumberType(1, 1000), default: 3, live: true, help: 'consecutive failed connects (or timeouts) after which a parent is marked down' }),
   'parent-retry': option({ field: 'parentRetryMs', type: durationType(), default: 10_000, live: true, help: 'a parent marked down gets one trial connection after this long; failing it, it waits again' }),
+  'access-log': option({
+    field: 'accessLog',
+    type: optionalPathType(),
+    default: undefined,
+    live: false,
+    help: 'also write an access log, one line per request, for GoAccess, SARG, Calamaris; rotates with --log-max-size and --log-max-files',
+  }),
+  'access-log-format': option({ field: 'accessLogFormat', type: choiceType(['squid', 'combined']), default: 'squid', live: false, help: "the access log's format: Squid's native format, or Apache/nginx combined" }),
+  analytics: option({ field: 'analytics', type: choiceType(['on', 'off']), default: 'on', live: false, help: 'count requests, bytes, decisions, top domains and clients per hour in a SQLite file (the admin page /analytics); off: none of it' }),
+  'analytics-file': option({
+    field: 'analyticsFile',
+    type: optionalPathType(),
+    default: undefined,
+    helpDefault: 'analytics.sqlite beside --log-file',
+    live: false,
+    help: "the analytics' SQLite file (written by the logger thread only)",
+  }),
+  'analytics-retention': option({ field: 'analyticsRetentionHours', type: retentionType(), default: 90 * 24, live: false, help: 'hours of analytics kept: older hours are deleted (e.g. 90d, 48h)' }),
   'shutdown-grace': option({ field: 'shutdownGraceMs', type: durationType({ allowZero: true }), default: 10_000, live: true, help: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed (0: close them at once)' }),
   'status-interval': option({ field: 'statusIntervalMs', type: durationType({ allowZero: true }), default: 5_000, live: false, help: 'status line (active, waiting, totals) this often while busy; 0 turns it off' }),
+  // Defending the proxy (limits/): per-client limits, and detectors that ban. A client is its address, an
+  // IPv6 client its --ipv6-prefix network; with --auth-file the user name has a rate limit of its own too.
+  // Limits are off by default (a NAT'd office is one address, and no default fits every office); the
+  // detectors are on, each counting something a browser does not do tens of times a minute.
+  'rate-limit': option({ field: 'rateLimit', type: rateType(), default: undefined, helpDefault: 'off', live: true, help: 'requests per client (and per user with --auth-file): 50/s, 3000/m, or off; over it: 429 with Retry-After' }),
+  'rate-burst': option({
+    field: 'rateBurst',
+    type: wholeNumberType(0, 1_000_000),
+    default: 0,
+    helpDefault: '0 (one second of --rate-limit, at least 1)',
+    live: true,
+    help: 'requests a client may make at once before --rate-limit paces it',
+  }),
+  'conn-rate': option({ field: 'connRate', type: wholeNumberType(0, 1_000_000), default: 0, live: true, help: 'new connections per client per second, checked at accept (before a permit or a thread); over it: 429 and close (0: no limit)' }),
+  'max-conns-per-client': option({ field: 'maxConnsPerClient', type: wholeNumberType(0, 1_000_000), default: 0, live: true, help: 'open connections per client (as Squid maxconn), checked at accept; more: 429 and close (0: no limit)' }),
+  'ipv6-prefix': option({ field: 'ipv6Prefix', type: wholeNumberType(1, 128), default: 64, live: true, help: 'IPv6 clients are one client per network of this prefix length (a host usually owns a whole /64)' }),
+  'ban-time': option({ field: 'banTimeMs', type: durationType({ allowZero: true }), default: 600_000, live: true, help: 'how long a detector bans a client (connections closed at accept); doubles for each repeat, up to --ban-time-max (0: detect and log, never ban)' }),
+  'ban-time-max': option({ field: 'banTimeMaxMs', type: durationType(), default: 86_400_000, live: true, help: 'the longest ban a repeat offender gets' }),
+  'ban-exempt': option({
+    field: 'banExempt',
+    type: cidrListType({ noneAllowed: true }),
+    default: ['127.0.0.0/8', '::1/128'],
+    live: true,
+    help: 'clients never banned (repeatable CIDR; "none": nobody); over a detector\'s threshold they are still refused (429) where the detector refuses',
+  }),
+  'ban-window': option({ field: 'banWindowMs', type: durationType(), default: 60_000, live: true, help: 'the sliding window every detector counts in' }),
+  'ban-scan': option({ field: 'banScan', type: wholeNumberType(0, 100), default: 20, live: true, help: 'ban a client refused CONNECT to this many distinct destinations (host:port) in a window: a port scan (0: off)' }),
+  'ban-auth-failures': option({ field: 'banAuthFailures', type: wholeNumberType(0, 1_000_000), default: 10, live: true, help: 'ban a client after this many wrong passwords in a window, counted across all threads (0: off)' }),
+  'ban-bad-requests': option({ field: 'banBadRequests', type: wholeNumberType(0, 1_000_000), default: 20, live: true, help: 'ban a client after this many malformed requests in a window (0: off)' }),
+  'ban-refusals': option({ field: 'banRefusals', type: wholeNumberType(0, 1_000_000), default: 30, live: true, help: 'ban a client after this many requests for forbidden destinations or blocked ports in a window (the blocklist does not count) (0: off)' }),
+  'ban-errors': option({ field: 'banErrors', type: wholeNumberType(0, 1_000_000), default: 100, live: true, help: 'ban a client whose requests end in this many upstream errors (502/504) in a window (0: off)' }),
 };
 
 export type OptionName = keyof typeof OPTIONS;
@@ -176,6 +227,9 @@ export interface CrossRule {
 }
 
 export const RULES: readonly CrossRule[] = [
+  {
+    check: (o) => (o.banTimeMaxMs < o.banTimeMs ? { option: 'ban-time-max', problem: `is shorter than --ban-time (${o.banTimeMaxMs} ms < ${o.banTimeMs} ms): the first ban could not be given` } : undefined),
+  },
   {
     check: (o) =>
       o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }

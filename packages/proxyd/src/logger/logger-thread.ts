@@ -7,8 +7,13 @@
  * Every few seconds while the proxy is busy it adds a status line from the shared Stats. It counts
  * records the ring had to drop and says so in the log.
  *
+ * It also counts the traffic for the analytics over days (analytics.ts: hourly counts in a SQLite
+ * file) and writes the access log in Squid's or the combined format (access-log.ts), from the same
+ * records: the serving threads write nothing more for them.
+ *
  * Messages from the primary: { type: 'flush' } drains everything, closes the log file and answers
- * { type: 'flushed' } — the last step of a clean shutdown.
+ * { type: 'flushed' } — the last step of a clean shutdown. { type: 'analytics', range } drains, saves
+ * the hours being counted and answers with the report for that range.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import winston from 'winston';
@@ -18,7 +23,10 @@ import { STAT_NAMES, type StatName } from '../memory/stats-names.ts';
 import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
 import { hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
-import type { FlushRequest, LoggerInit, LoggerMessage } from '../messages/logger-messages.ts';
+import { AccessLog } from './access-log.ts';
+import { Analytics } from './analytics.ts';
+import { requestFacts } from './request-facts.ts';
+import type { AnalyticsRequest, LoggerInit, LoggerMessage, ToLogger } from '../messages/logger-messages.ts';
 
 const init = workerData as LoggerInit;
 const ring = new LogRing(init.ring);
@@ -59,6 +67,7 @@ let readableLines = '';
 
 /** Hand the gathered batch to winston. */
 function writeBatch(): void {
+  accessLog?.writeBatch();
   if (fileLines === '') return;
   // The batch is logged at the most severe level so that winston's level check always passes: each
   // record was checked against the current level when it joined the batch (addRecord).
@@ -129,6 +138,54 @@ const summaryTimer = setInterval(() => {
   parentPort!.postMessage({ type: 'summary', topHosts: top(hosts), topClients: top(clients), recent: lines } satisfies LoggerMessage);
 }, 1000);
 
+// The analytics and the access log, when they are on. A store that cannot be opened (a bad path, a
+// corrupt file) turns the analytics off with an error record: the log goes on.
+const accessLog = init.accessLog ? new AccessLog({ ...init.accessLog, maxBytes: init.logMaxBytes, maxFiles: init.logMaxFiles }) : undefined;
+let analytics: Analytics | undefined;
+let analyticsError: string | undefined;
+if (init.analyticsFile !== undefined) {
+  try {
+    analytics = new Analytics(init.analyticsFile, init.analyticsRetentionHours);
+  } catch (err) {
+    analyticsError = `${init.analyticsFile}: ${(err as Error).message}`;
+  }
+}
+/** Hours being counted are saved this often (and before a query, and at shutdown). */
+const ANALYTICS_SAVE_MS = 5_000;
+const analyticsTimer = analytics ? setInterval(saveAnalytics, ANALYTICS_SAVE_MS) : undefined;
+
+function saveAnalytics(): void {
+  try {
+    analytics?.flush();
+  } catch (err) {
+    writeRecord({ time: Date.now(), level: 'error', event: 'analytics-error', error: (err as Error).message });
+  }
+}
+
+/** A traffic record (request, tunnel, refusal) into the analytics and the access log. */
+function countRequest(record: Record<string, unknown>, time: number): void {
+  if (!analytics && !accessLog) return;
+  const facts = requestFacts(record, time);
+  if (facts === undefined) return;
+  analytics?.add(facts);
+  accessLog?.add(facts);
+}
+
+/** Count everything written so far (drain the ring), save, and answer with the report. */
+function answerAnalytics(request: AnalyticsRequest): void {
+  let answer: LoggerMessage;
+  try {
+    if (stopping) throw new Error('proxyd is stopping'); // the store is being closed
+    if (!analytics) throw new Error(analyticsError ?? 'analytics are off (--analytics off)');
+    ring.drain(onRecord);
+    writeBatch();
+    answer = { type: 'analytics', id: request.id, report: analytics.report(request.range) };
+  } catch (err) {
+    answer = { type: 'analytics', id: request.id, report: undefined, error: (err as Error).message };
+  }
+  parentPort!.postMessage(answer);
+}
+
 function onRecord(bytes: Uint8Array): void {
   const json = decoder.decode(bytes);
   let record: Record<string, unknown> | null = null;
@@ -138,8 +195,10 @@ function onRecord(bytes: Uint8Array): void {
   if (typeof record !== 'object' || record === null) {
     return addRecord({ time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: bytes.byteLength });
   }
+  const time = typeof record.time === 'number' ? record.time : Date.now(); // before addRecord makes it a string
   addRecord(record, json);
   aggregate(record);
+  countRequest(record, time);
 }
 
 function reportDrops(): void {
@@ -194,12 +253,19 @@ async function flushAndClose(): Promise<void> {
   stopping = true;
   clearInterval(statusTimer);
   clearInterval(summaryTimer);
+  clearInterval(analyticsTimer);
   ring.drain(onRecord);
   writeBatch();
   reportDrops();
+  try {
+    analytics?.close();
+  } catch (err) {
+    writeRecord({ time: Date.now(), level: 'error', event: 'analytics-error', error: (err as Error).message });
+  }
+  const accessLogClosed = accessLog?.end();
   const finished = new Promise<void>((resolve) => logger.on('finish', () => resolve()));
   logger.end();
-  await finished;
+  await Promise.all([finished, accessLogClosed]);
   // winston's File transport may still be flushing its stream after 'finish'; stdout too.
   const stdoutFlushed = !stdout || stdoutFailed ? Promise.resolve() : new Promise<void>((resolve) => stdout.end(resolve));
   await Promise.all([stdoutFlushed, new Promise((r) => setTimeout(r, 50))]);
@@ -207,8 +273,10 @@ async function flushAndClose(): Promise<void> {
   parentPort!.close();
 }
 
-parentPort!.on('message', (message: FlushRequest) => {
+parentPort!.on('message', (message: ToLogger) => {
   if (message.type === 'flush') void flushAndClose();
+  else if (message.type === 'analytics') answerAnalytics(message);
 });
 
+if (analyticsError !== undefined) writeRecord({ time: Date.now(), level: 'error', event: 'analytics-error', error: analyticsError, kept: 'the log; analytics are off until the next start' });
 void drainLoop();

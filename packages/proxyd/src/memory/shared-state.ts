@@ -8,6 +8,7 @@ import { STAT_NAMES, type StatName } from './stats-names.ts';
 import { EventLog } from './event-log.ts';
 import { WorkerTable } from './worker-table.ts';
 import { ParentTable } from '../upstream/parent-table.ts';
+import { attachLimitTables, createLimitTables, type LimitTables } from './limit-tables.ts';
 
 export interface SharedBuffers {
   semaphore: SharedArrayBuffer;
@@ -16,6 +17,8 @@ export interface SharedBuffers {
   leases: SharedArrayBuffer;
   workers: SharedArrayBuffer;
   parents: SharedArrayBuffer;
+  clients: SharedArrayBuffer;
+  bans: SharedArrayBuffer;
 }
 
 export interface SharedState {
@@ -26,6 +29,8 @@ export interface SharedState {
   workers: WorkerTable;
   /** Parent proxies' health and load (upstream/parent-table.ts), one row per --parent. */
   parents: ParentTable;
+  /** Per-client limits and detectors, and bans (limit-tables.ts). */
+  limits: LimitTables;
   log: EventLog;
   buffers: SharedBuffers;
 }
@@ -38,22 +43,23 @@ export function createSharedState(o: { maxClients: number; maxWaiting: number; l
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
   const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
-  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), ParentTable.create(o.parents.length));
+  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), createLimitTables(), ParentTable.create(o.parents.length));
 }
 
 export function attachSharedState(b: SharedBuffers): SharedState {
-  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), new ParentTable(b.parents, ParentTable.countIn(b.parents)));
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), attachLimitTables(b), new ParentTable(b.parents, ParentTable.countIn(b.parents)));
 }
 
-function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, parents: ParentTable): SharedState {
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, limits: LimitTables, parents: ParentTable): SharedState {
   return {
     semaphore,
     ring,
     stats,
     leases,
     workers,
+    limits,
     parents,
     log: new EventLog(ring, () => stats.get('logLevel')),
-    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, parents: parents.buffer },
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, clients: limits.clients.buffer, bans: limits.bans.buffer, parents: parents.buffer },
   };
 }

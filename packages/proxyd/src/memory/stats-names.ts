@@ -23,6 +23,17 @@ export const STAT_NAMES = [
   'idleReleases', // closed after --idle-timeout without traffic
   'idleYields', // idle keep-alive connections closed to let waiting clients in
   'workerErrors', // connections lost to a worker that died
+  'rateLimited', // requests answered 429: over --rate-limit
+  'connRateRefused', // connections refused at accept: over --conn-rate
+  'connCapRefused', // connections refused at accept: --max-conns-per-client open already
+  'bannedRefused', // connections from a banned client, closed at accept
+  'limiterCasRetries', // GCRA compare-and-swap retries (lost races on one key)
+  'bans', // bans begun
+  'bansScan', // … by detector
+  'bansAuthFailures',
+  'bansBadRequests',
+  'bansRefusals',
+  'bansErrors',
   'bytesUp', // client → upstream
   'bytesDown', // upstream → client
   // requests by method

@@ -32,4 +32,6 @@ export interface ConnectionTask {
   id: number;
   client: string;
   address: string;
+  /** Its key for limits and bans, as the primary computed it at accept. */
+  key: string;
 }

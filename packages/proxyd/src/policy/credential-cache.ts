@@ -3,8 +3,10 @@
  * hot path: bcrypt is slow on purpose (tens of milliseconds), and bcryptjs runs on the *calling*
  * thread's event loop, in slices (it yields between rounds, but the CPU it burns is that thread's). So
  * a credential that verified is remembered for a while, keyed by a SHA-256 of the header's token (the
- * password itself is never kept or logged), and an address that fails too often is throttled until its
- * window passes. Both tables are per instance (per thread) and bounded.
+ * password itself is never kept or logged), and — for the admin server's logins — an address that fails
+ * too often is throttled until its window passes. Both tables are per instance (per thread) and
+ * bounded. The serving threads leave the throttle off: their wrong passwords are counted across every
+ * thread, in shared memory (limits/client-limits.ts, --ban-auth-failures).
  *
  * Used by the serving threads for Proxy-Authorization and by the admin server (on the primary, the
  * thread that accepts everyone's connections) for Authorization.
@@ -24,8 +26,16 @@ export class CredentialCache {
   readonly #verified = new Map<string, { user: string; until: number }>();
   readonly #failures = new Map<string, { count: number; since: number }>();
 
-  constructor(users: Users | undefined) {
+  readonly #throttle: boolean;
+
+  /**
+   * With `throttle` (the admin server's logins) an address that fails MAX_FAILURES times in a minute is
+   * refused for the rest of it, per instance. The serving threads turn it off: they count wrong
+   * passwords across every thread (limits/, --ban-auth-failures) instead.
+   */
+  constructor(users: Users | undefined, { throttle = true } = {}) {
     this.#users = users;
+    this.#throttle = throttle;
   }
 
   /** True when there are users to check against (authentication is on). */
@@ -45,7 +55,7 @@ export class CredentialCache {
     if (!users) return { ok: true, user: '' };
     const now = Date.now();
     const failures = this.#failures.get(clientAddress);
-    if (failures && now - failures.since < FAILURE_WINDOW_MS && failures.count >= MAX_FAILURES) return { ok: false, why: 'throttled' };
+    if (this.#throttle && failures && now - failures.since < FAILURE_WINDOW_MS && failures.count >= MAX_FAILURES) return { ok: false, why: 'throttled' };
 
     const match = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
     if (!match) return { ok: false, why: 'missing' };
@@ -67,6 +77,7 @@ export class CredentialCache {
   }
 
   #countFailure(address: string, now: number): void {
+    if (!this.#throttle) return;
     const entry = this.#failures.get(address);
     if (!entry || now - entry.since >= FAILURE_WINDOW_MS) {
       if (this.#failures.size >= MAX_ENTRIES) this.#failures.clear();

@@ -1,8 +1,8 @@
 // Admission: every accepted connection waits here, paused, for a semaphore permit. FIFO; a full queue
 // or a wait past --queue-timeout is answered 503 with Retry-After and closed.
 import type net from 'node:net';
-import { rawRefusal } from '../policy/refusals.ts';
 import type { AcceptedConnection, PrimaryState } from './primary-state.ts';
+import { refuseAtAccept } from './refuse-raw.ts';
 
 export type Admission = 'admitted' | 'refused';
 
@@ -36,9 +36,6 @@ export async function admit(state: PrimaryState, socket: net.Socket, conn: Accep
   const code = result === 'queue-full' ? 'QUEUE_FULL' : 'QUEUE_TIMEOUT';
   stats.add(result === 'queue-full' ? 'queueFull' : 'queueTimeouts');
   log.write({ event: result === 'queue-full' ? 'queue-full' : 'queue-timeout', level: 'warn', conn: conn.id, client: conn.client, waitedMs, maxWaiting });
-  const retryAfter = String(Math.max(1, Math.ceil(queueTimeoutMs / 1000 / 4)));
-  socket.resume(); // read and discard what the client sent, so closing does not reset the connection
-  socket.end(rawRefusal(code, '', { 'Retry-After': retryAfter }));
-  setTimeout(() => socket.destroy(), 2000).unref();
+  refuseAtAccept(socket, code, '', queueTimeoutMs / 4);
   return 'refused';
 }

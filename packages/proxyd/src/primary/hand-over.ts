@@ -11,6 +11,7 @@ export function handOver(state: PrimaryState, socket: net.Socket, conn: Accepted
   if (lease < 0) {
     // Only if finished tasks stop reporting back: refuse rather than lose track of a permit.
     semaphore.release();
+    state.caps.close(conn);
     log.write({ event: 'lease-table-full', level: 'error', conn: conn.id, client: conn.client });
     socket.resume();
     return void socket.end(rawRefusal('QUEUE_FULL', 'internal lease table full', { 'Retry-After': '1' }));
@@ -19,8 +20,9 @@ export function handOver(state: PrimaryState, socket: net.Socket, conn: Accepted
   stats.add('active', 1);
   log.write({ event: 'admitted', level: 'debug', conn: conn.id, client: conn.client, active: semaphore.held, waiting: semaphore.waiting });
   state.queued.delete(socket); // after the transfer the socket is the worker's; this handle is destroyed
+  conn.handedOver = true; // from here its task's end, not this handle's close, ends its count
   const task = state.serving
-    .serve({ socket, lease, id: conn.id, client: conn.client, address: conn.address })
+    .serve({ socket, lease, id: conn.id, client: conn.client, address: conn.address, key: conn.key })
     .catch((err: Error) => {
       // The worker died with this connection open: its socket died with it. Count and log it.
       stats.add('workerErrors');
@@ -29,6 +31,7 @@ export function handOver(state: PrimaryState, socket: net.Socket, conn: Accepted
     .finally(() => {
       // Exactly once: if the worker did not release the permit, this does.
       if (leases.retire(lease, semaphore)) stats.add('active', -1);
+      state.caps.close(conn);
       state.tasks.delete(task);
     });
   state.tasks.add(task);

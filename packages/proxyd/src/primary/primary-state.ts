@@ -7,6 +7,8 @@ import type { ProxyOptions } from '../config/options.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { ClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
+import type { ClientLimits } from '../limits/client-limits.ts';
+import type { ClientCaps } from './client-caps.ts';
 import type { Serving } from './serving.ts';
 import type { WaitHistogram } from './wait-histogram.ts';
 
@@ -36,6 +38,10 @@ export interface PrimaryState {
   readonly queued: Set<net.Socket>;
   /** The last connection id given out. */
   lastConnectionId: number;
+  /** Per-client limits and bans, on shared memory (limits/). */
+  readonly limits: ClientLimits;
+  /** Open connections per client key, for --max-conns-per-client (this thread's alone). */
+  readonly caps: ClientCaps;
 }
 
 /** One accepted client connection, as the primary names it in the log. */
@@ -45,4 +51,10 @@ export interface AcceptedConnection {
   client: string;
   /** The client's address alone, for policy. */
   address: string;
+  /** Its key for limits and bans (limits/client-key.ts). */
+  key: string;
+  /** True while it counts in `caps`: until its task settles, or it closes before being handed over. */
+  counted: boolean;
+  /** Set once the socket is transferred: its 'close' here is the transfer, not the client leaving. */
+  handedOver: boolean;
 }

@@ -16,11 +16,13 @@ import type { ProxyOptions } from '../config/options.ts';
 import { formatPortList } from '../config/port-list.ts';
 import { LEVEL_RANK } from '../memory/event-log.ts';
 import { createSharedState, type SharedState } from '../memory/shared-state.ts';
-import type { LogSummary } from '../messages/logger-messages.ts';
+import type { AnalyticsRange, AnalyticsReport, LogSummary } from '../messages/logger-messages.ts';
 import { POLICY_CHANNEL } from '../messages/policy-channel.ts';
 import { createBalancerMatcher, createClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
+import { ClientLimits } from '../limits/client-limits.ts';
 import { acceptConnection } from './accept.ts';
+import { ClientCaps } from './client-caps.ts';
 import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
@@ -43,10 +45,14 @@ export interface RunningProxy {
   waits: WaitHistogram;
   /** The logger thread's latest aggregate: top hosts and clients, recent lines. */
   summary(): LogSummary;
+  /** The analytics over a range, from the logger thread (rejects with --analytics off). */
+  analytics(range: AnalyticsRange): Promise<AnalyticsReport>;
   /** The users of --auth-file now in force (a reload re-reads them), when authentication is on. */
   users(): Users | undefined;
   /** True once serving threads are up and until shutdown begins. */
   readonly ready: boolean;
+  /** Per-client limits and bans: what the admin server lists, and lifting a ban. */
+  readonly limits: Pick<ClientLimits, 'bans' | 'lift' | 'hottest'>;
   /** Who may use the proxy, in words (for the start-up banner). */
   access: string;
   /** Where it may connect, in words (for the start-up banner). */
@@ -112,6 +118,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     queued: new Set(),
     tasks: new Set(),
     lastConnectionId: 0,
+    limits: new ClientLimits(shared, () => state.options),
+    caps: new ClientCaps(),
   };
   listener.open((socket) => acceptConnection(state, socket));
   phase = 'serving';
@@ -130,10 +138,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     },
     waits: state.waits,
     summary: () => logger.summary(),
+    analytics: (range) => logger.analytics(range),
     users: () => state.users,
     get ready() {
       return closing === undefined;
     },
+    limits: state.limits,
     access,
     destinations: describeDestinations(options),
     accessWarning: warning,

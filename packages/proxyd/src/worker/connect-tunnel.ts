@@ -1,5 +1,6 @@
 // CONNECT host:port → a TCP tunnel: pass the gate before any lookup, dial, answer
 // "200 Connection Established", then relay bytes both ways until either side is done.
+import { reportBadRequest } from './abuse.ts';
 import type http from 'node:http';
 import type net from 'node:net';
 import { tunnelViaParents } from '../upstream/parent-connect.ts';
@@ -23,8 +24,7 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
 
   const authority = parseAuthority(target);
   if (!authority) {
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: 'CONNECT', target: target.slice(0, 200), why: 'CONNECT needs host:port' });
+    reportBadRequest(ctx, conn, { method: 'CONNECT', target: target.slice(0, 200), why: 'CONNECT needs host:port' });
     return refuseSocket(client, 'BAD_TARGET', 'CONNECT needs host:port');
   }
   if (ctx.testHooks && authority.host === 'crash-worker.proxyd.test') process.exit(70); // test: worker dies
@@ -47,8 +47,8 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
   });
   failUnlessConnectedWithin(upstream, ctx.options.upstreamTimeoutMs);
   const onConnectError = (err: NodeJS.ErrnoException): void => {
-    const { code, detail } = answerUpstreamFailure(ctx, conn, 'CONNECT', err, authority.host, target, { target });
-    refuseSocket(client, code, detail);
+    const { code, detail, headers } = answerUpstreamFailure(ctx, conn, 'CONNECT', err, authority.host, target, { target });
+    refuseSocket(client, code, detail, headers);
   };
   upstream.once('error', onConnectError);
   client.once('close', () => {

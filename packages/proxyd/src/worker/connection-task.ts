@@ -18,6 +18,8 @@ import { attachSharedState } from '../memory/shared-state.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
+import { ClientLimits } from '../limits/client-limits.ts';
+import { clientKey } from '../limits/client-key.ts';
 import { answerUnparsable, connections, createProxyServer } from './proxy-server.ts';
 import { handToParser } from './first-bytes.ts';
 import { readProxyHeader } from './read-proxy-header.ts';
@@ -51,14 +53,17 @@ export function init(data: ServeInit): void {
     blocklist: blocklistOf(data.blocklist),
     destinations: createDestinationPolicy({ allowDest: data.options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses }),
     clientAcl: createClientAcl(data.options.allowClient, data.users !== undefined),
-    auth: new CredentialCache(data.users ? new Map(data.users) : undefined),
+    // No per-thread login throttle here: wrong passwords are counted across every thread (limits/).
+    auth: new CredentialCache(data.users ? new Map(data.users) : undefined, { throttle: false }),
     viaToken: data.viaToken,
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
     parents: new ParentRouter(data.options, shared.parents),
     parentPool: createParentPool({ connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
+    limits: undefined as unknown as ClientLimits, // set just below: it reads context.options
     testHooks: data.testHooks,
   };
+  context.limits = new ClientLimits(context.shared, () => context.options);
   ctx = context;
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);
@@ -93,9 +98,9 @@ if (!isMainThread && Piscina.isWorkerThread) init(Piscina.workerData as ServeIni
 export default function serveConnection(task: ConnectionTask): Promise<ConnectionSummary> {
   if (!ctx || !server) throw new Error('connection-task: init() was not called in this thread');
   const { shared } = ctx;
-  const { socket, lease, id, client, address } = task;
+  const { socket, lease, id, client, address, key } = task;
   const started = performance.now();
-  const info = { id, client, address };
+  const info: ConnectionInfo = { id, client, address, key, limitSlot: -1, limitHash: 0n };
   connections.set(socket, info);
   socket.setNoDelay(true);
   socket.allowHalfOpen = true; // a client's FIN ends its requests, not our answer (see proxy-server.ts)
@@ -122,7 +127,7 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
 
 /**
  * --proxy-protocol on: the peer is a load balancer. Read its PROXY header first; from then on the
- * connection is the real client's (logs, auth throttling, limits), and the client ACL applies to it.
+ * connection is the real client's (logs, limits, detectors, bans), and the client ACL applies to it.
  */
 async function serveBehindBalancer(context: ServeContext, socket: net.Socket, info: ConnectionInfo): Promise<void> {
   const { stats, log } = context.shared;
@@ -136,10 +141,17 @@ async function serveBehindBalancer(context: ServeContext, socket: net.Socket, in
   if (read.source) {
     info.address = read.source.address;
     info.client = `${read.source.address}:${read.source.port}`;
+    info.key = clientKey(info.address, context.options.ipv6Prefix); // limits and bans: the real client
   }
   if (!context.clientAcl.allows(info.address)) {
     stats.add('clientsDenied');
     log.write({ event: 'client-denied', level: 'warn', conn: info.id, client: info.client, via: balancer, why: 'address outside --allow-client' });
+    return void socket.destroy();
+  }
+  if (context.limits.bannedFor(info.key) > 0) {
+    // Behind a balancer a ban is enforced here, once the header has said who the client is: closed,
+    // counted, not logged (as at accept without a balancer). The permit goes back as the socket closes.
+    stats.add('bannedRefused');
     return void socket.destroy();
   }
   log.write({ event: 'proxy-header', level: 'debug', conn: info.id, client: info.client, via: balancer, version: read.version, local: read.source === undefined });

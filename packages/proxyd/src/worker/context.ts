@@ -8,6 +8,7 @@ import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import type { SharedState } from '../memory/shared-state.ts';
 import type { CredentialCache } from '../policy/credential-cache.ts';
+import type { ClientLimits, LimitedClient } from '../limits/client-limits.ts';
 
 export interface ServeContext {
   shared: SharedState;
@@ -27,13 +28,14 @@ export interface ServeContext {
   /** Parent proxies: the route of each request (--parent, --parent-for, …), and a keep-alive pool per parent. */
   parents: ParentRouter;
   parentPool: Agent;
+  /** Per-client rate limits and detectors, on the shared tables every thread sees. */
+  limits: ClientLimits;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }
 
-/** Per client connection: who it is, for the log and for per-address throttling. */
-export interface ConnectionInfo {
+/** Per client connection: who it is, for the log, and its key (and cached slot) for limits and detectors. */
+export interface ConnectionInfo extends LimitedClient {
   id: number;
   client: string;
-  address: string;
 }

@@ -11,6 +11,7 @@ import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
 import type { RefusalCode } from '../policy/refusals.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 import { forwardViaParents } from '../upstream/parent-forward.ts';
+import { reportBadRequest } from './abuse.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
@@ -19,25 +20,22 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
   const target = req.url ?? '';
 
   if (req.httpVersionMajor !== 1) {
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: `HTTP/${req.httpVersion}` });
+    const after = reportBadRequest(ctx, conn, { method: req.method, target: target.slice(0, 200), why: `HTTP/${req.httpVersion}` });
     res.shouldKeepAlive = false;
-    return refuseResponse(res, 'BAD_TARGET', 'only HTTP/1.0 and HTTP/1.1 are served');
+    return refuseResponse(res, 'BAD_TARGET', 'only HTTP/1.0 and HTTP/1.1 are served', after);
   }
   if (target.length > ctx.options.maxUrlBytes) {
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: `target longer than ${ctx.options.maxUrlBytes} bytes` });
-    return refuseResponse(res, 'URI_TOO_LONG', `limit ${ctx.options.maxUrlBytes} bytes`);
+    const after = reportBadRequest(ctx, conn, { method: req.method, target: target.slice(0, 200), why: `target longer than ${ctx.options.maxUrlBytes} bytes` });
+    return refuseResponse(res, 'URI_TOO_LONG', `limit ${ctx.options.maxUrlBytes} bytes`, after);
   }
   if (!/^http:\/\//i.test(target)) {
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: 'not an absolute http:// URL' });
+    const after = reportBadRequest(ctx, conn, { method: req.method, target: target.slice(0, 200), why: 'not an absolute http:// URL' });
     if (target.startsWith('/')) {
       const page = notAProxyRequestPage(req.headers.host);
-      res.writeHead(400, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(page), 'X-Proxyd-Refusal': 'NOT_A_PROXY_REQUEST' });
+      res.writeHead(400, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(page), 'X-Proxyd-Refusal': 'NOT_A_PROXY_REQUEST', ...after });
       return void res.end(page);
     }
-    return refuseResponse(res, 'BAD_TARGET', target.startsWith('https:') ? 'use CONNECT for https:// URLs' : '');
+    return refuseResponse(res, 'BAD_TARGET', target.startsWith('https:') ? 'use CONNECT for https:// URLs' : '', after);
   }
   // The URL parser decides the destination; the path goes on as the client wrote it (originForm). They
   // cannot disagree on where the authority ends: the one character WHATWG reads as "/" there, a
@@ -47,15 +45,13 @@ export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.I
   try {
     url = new URL(target);
   } catch {
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, target: target.slice(0, 200), why: 'unparsable URL' });
-    return refuseResponse(res, 'BAD_TARGET');
+    const after = reportBadRequest(ctx, conn, { target: target.slice(0, 200), why: 'unparsable URL' });
+    return refuseResponse(res, 'BAD_TARGET', '', after);
   }
   if (url.username || url.password) {
     // Credentials in the URL would be sent on by some clients; a proxy has no business forwarding them.
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: `${url.protocol}//${url.host}${url.pathname}`, why: 'user-info in the URL' });
-    return refuseResponse(res, 'BAD_TARGET', 'the URL carries a user name or password');
+    const after = reportBadRequest(ctx, conn, { method: req.method, target: `${url.protocol}//${url.host}${url.pathname}`, why: 'user-info in the URL' });
+    return refuseResponse(res, 'BAD_TARGET', 'the URL carries a user name or password', after);
   }
 
   if (ctx.testHooks && req.headers['x-proxyd-test'] === 'crash-worker') process.exit(70); // test: worker dies
@@ -143,8 +139,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.clientGone || this.failed) return; // we aborted it: the client left
     this.failed = true;
     const label = this.parent === undefined ? url.host : `parent ${this.parent} (for ${url.host})`;
-    const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err as NodeJS.ErrnoException, url.host, label, { url: req.url ?? '', parent: this.parent });
-    if (!res.headersSent) refuseResponse(res, code, detail);
+    const { code, detail, headers } = answerUpstreamFailure(ctx, conn, req.method, err as NodeJS.ErrnoException, url.host, label, { url: req.url ?? '', parent: this.parent });
+    if (!res.headersSent) refuseResponse(res, code, detail, headers);
     else res.destroy(); // mid-response: all we can do is cut the connection
   }
 

@@ -1,5 +1,6 @@
 // The HTTP side of a serving thread: Node's own http.Server (llhttp, hardened against request
 // smuggling) parses every connection handed to this thread; the handlers route each request by kind.
+import { reportBadRequest } from './abuse.ts';
 import http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
@@ -11,7 +12,7 @@ import { IdleConnections } from './idle-connections.ts';
 /** Which client connection a socket is, for the log (set when the connection arrives). */
 export const connections = new WeakMap<net.Socket, ConnectionInfo>();
 
-const UNKNOWN: ConnectionInfo = { id: 0, client: 'unknown', address: '' };
+const UNKNOWN: ConnectionInfo = { id: 0, client: 'unknown', address: '', key: '', limitSlot: -1, limitHash: 0n };
 function infoOf(socket: net.Socket): ConnectionInfo {
   return connections.get(socket) ?? UNKNOWN;
 }
@@ -76,8 +77,7 @@ function onClientError(ctx: ServeContext, err: NodeJS.ErrnoException, socket: ne
 /** Answer a request the proxy cannot parse with `status`, log it, and close. */
 export function answerUnparsable(ctx: ServeContext, socket: net.Socket, status: number, why: string): void {
   const conn = infoOf(socket);
-  ctx.shared.stats.add('badRequests');
-  ctx.shared.log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, status, error: why });
+  reportBadRequest(ctx, conn, { status, error: why });
   const text = http.STATUS_CODES[status];
   const body = `${status} ${text}: the proxy could not parse this request (${why})\n`;
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);

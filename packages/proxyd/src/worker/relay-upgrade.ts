@@ -1,5 +1,6 @@
 // An absolute-form request with "Upgrade" (WebSocket and others): ask the origin to upgrade, pass its
 // 101 back, then relay raw bytes both ways. If the origin declines, its answer is passed on instead.
+import { reportBadRequest } from './abuse.ts';
 import http from 'node:http';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
@@ -30,8 +31,7 @@ export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.
     if (!/^http:\/\//i.test(target)) throw new Error('not absolute');
     url = new URL(target);
   } catch {
-    stats.add('badRequests');
-    log.write({ event: 'bad-request', level: 'warn', conn: conn.id, client: conn.client, method: req.method, target: target.slice(0, 200), why: 'upgrade needs an absolute http:// URL' });
+    reportBadRequest(ctx, conn, { method: req.method, target: target.slice(0, 200), why: 'upgrade needs an absolute http:// URL' });
     return refuseSocket(client, 'BAD_TARGET');
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -80,8 +80,8 @@ function upgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMess
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(timer);
-    const { code, detail } = answerUpstreamFailure(ctx, conn, req.method, err, url.host, url.host, { url: target });
-    refuseSocket(client, code, detail);
+    const { code, detail, headers } = answerUpstreamFailure(ctx, conn, req.method, err, url.host, url.host, { url: target });
+    refuseSocket(client, code, detail, headers);
   });
   upstream.end();
 }

@@ -2,7 +2,7 @@
 // (-db) with its own config on free loopback ports, stopped by pid. What it says is shown only when the
 // test fails.
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import type { Test } from 'tap';
@@ -57,5 +57,8 @@ export async function startHaproxy(t: Test, config: string, ports: number[]): Pr
   });
   t.teardown(() => void child.kill('SIGKILL'));
   for (const port of ports) await listening(port);
+  // The stats socket is made beside the listeners; under load it can come a moment after them.
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(join(dir, 'stats.sock')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return { dir, pid: child.pid!, output: () => output };
 }

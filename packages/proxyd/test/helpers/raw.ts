@@ -1,10 +1,10 @@
 // Raw TCP exchanges with the proxy, for input no well-behaved client would send.
 import net from 'node:net';
 
-/** Send `bytes`, collect everything until the proxy closes or `timeoutMs` passes. */
-export function exchange(port: number, bytes: string | Buffer, timeoutMs = 5000): Promise<{ text: string; closedByPeer: boolean }> {
+/** Send `bytes`, collect everything until the proxy closes or `timeoutMs` passes (from `localAddress`, a client of its own). */
+export function exchange(port: number, bytes: string | Buffer, timeoutMs = 5000, localAddress?: string): Promise<{ text: string; closedByPeer: boolean }> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     let text = '';
     let closedByPeer = false;
     const timer = setTimeout(() => socket.destroy(), timeoutMs);

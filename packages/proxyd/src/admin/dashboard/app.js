@@ -104,7 +104,7 @@ function rows(table, entries, empty) {
 function chartPoint(s) {
   const dt = previous ? (s.time - previous.time) / 1000 : 0;
   const rate = (name) => (dt > 0 ? Math.max(0, (s.stats[name] - previous.stats[name]) / dt) : null);
-  rates = { requests: rate('requests'), allowed: rate('allowed'), blocked: rate('blocked'), bytesUp: rate('bytesUp'), bytesDown: rate('bytesDown') };
+  rates = { requests: rate('requests'), allowed: rate('allowed'), blocked: rate('blocked'), bytesUp: rate('bytesUp'), bytesDown: rate('bytesDown'), limited: rate('rateLimited'), casRetries: rate('limiterCasRetries') };
   push('t', s.time / 1000);
   push('active', s.semaphore.held);
   push('waiting', s.semaphore.waiting);
@@ -194,18 +194,31 @@ function render(s) {
     rows($('parents'), s.parents.map((p) => [`${p.name} ${p.up ? '● up' : '○ DOWN'}`, `${p.active} active · ${fmtNum(p.requests)} requests · ${p.failures} failed · weight ${p.weight}`]), '–');
   }
   $('recent').textContent = s.recent.slice(-20).join('\n');
+  renderDefence(s);
+}
+
+/** Rate limits and bans: the hottest clients with what is left of their burst, bans with reason and time left. */
+function renderDefence(s) {
+  const st = s.stats;
+  const left = (ms) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : ms >= 60_000 ? `${Math.ceil(ms / 60_000)} min` : `${Math.ceil(ms / 1000)} s`);
+  rows($('hot-keys'), s.limits.hottest.map((h) => [h.key, h.tokens === undefined ? `seen ${left(h.idleMs)} ago (no --rate-limit)` : `${h.tokens} of ${h.burst} left`]), 'no clients in the last minute');
+  rows($('bans'), s.limits.bans.map((b) => [b.key, `${b.detector} · ${left(b.leftMs)} left${b.offences > 1 ? ` · offence ${b.offences}` : ''}`]), 'no bans in force');
+  $('limited-rate').textContent = orDash(rates.limited, fmtNum);
+  $('cas-rate').textContent = orDash(rates.casRetries, fmtNum);
+  $('refused-at-accept').textContent = `${fmtNum(st.bannedRefused)} · ${fmtNum(st.connRateRefused)} · ${fmtNum(st.connCapRefused)}`;
+  $('bans-total').textContent = fmtNum(st.bans);
 }
 
 function connect() {
   const source = new EventSource('/api/events');
   source.onopen = () => {
     $('conn').textContent = 'live';
-    $('conn').className = 'conn live';
+    $('conn').className = 'live';
   };
   source.onmessage = (e) => onSnapshot(JSON.parse(e.data));
   source.onerror = () => {
     $('conn').textContent = 'reconnecting…';
-    $('conn').className = 'conn';
+    $('conn').className = '';
   };
 }
 // For tests and the curious: the data behind the charts, the rate format, how many snapshots were drawn.

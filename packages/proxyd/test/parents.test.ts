@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BIN, eventually, readLog, startTestProxy, tempDir, type TestProxy } from './helpers/proxy.ts';
 import { spawnSync } from 'node:child_process';
+import { exchange } from './helpers/raw.ts';
 import { sha256, startEchoServer, startOrigin, type Origin } from './helpers/origin.ts';
 import { startTlsOrigin } from './helpers/tls-origin.ts';
 import { startSquid, squidMissing } from './helpers/squid.ts';
@@ -311,6 +312,9 @@ t.test('routing: --parent-for, --direct-for, --never-direct; forbidden literals 
   t.equal(self.status, 403, 'the proxy itself: 403');
   await new Promise((r) => setTimeout(r, 200));
   t.equal(asked(), askedBefore, 'no forbidden request reached a parent');
+
+  const upgrade = await exchange(proxy.address.port, `GET ${url('127.0.0.1')} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  t.match(upgrade.text, /^HTTP\/1.1 502 [^]*X-Proxyd-Refusal: UPGRADE_NOT_VIA_PARENT/, 'an Upgrade routed to parents is refused, not sent direct');
 
   const deadParent = parent(`http://127.0.0.1:${dead},name=dead`);
   const direct = await child(t, [deadParent], { directFor: ['localhost'], parentDownAfter: 1, parentRetryMs: 60_000 });

@@ -20,6 +20,7 @@ export const REFUSALS = {
   UPSTREAM_UNREACHABLE: { status: 502, reason: 'the proxy could not reach the destination' },
   UPSTREAM_TIMEOUT: { status: 504, reason: 'the destination did not answer in time' },
   PARENT_REFUSED: { status: 502, reason: 'the parent proxy refused the request' },
+  UPGRADE_NOT_VIA_PARENT: { status: 502, reason: 'WebSocket and other upgrades through a parent proxy are not supported yet; list the host in --direct-for to reach it directly' },
   PARENT_DOWN: { status: 502, reason: 'every parent proxy is down, and this proxy may not go direct (--never-direct)' },
 } as const;
 

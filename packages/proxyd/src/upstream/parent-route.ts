@@ -45,6 +45,12 @@ export class ParentRouter {
     return this.options.parents.length > 0;
   }
 
+  /** Would this host go through a parent (the rules only: no pick, no health)? */
+  usesParents(host: string): boolean {
+    const name = host.toLowerCase();
+    return this.options.parents.length > 0 && !this.options.directFor.some((d) => covers(d, name));
+  }
+
   /**
    * `canRetry`: the request may move to the next parent if this one fails (CONNECT before the tunnel,
    * an idempotent request without a body). Only such a request takes a down parent's trial: it goes

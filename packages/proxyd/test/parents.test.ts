@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { BIN, eventually, readLog, startTestProxy, tempDir, type TestProxy } from './helpers/proxy.ts';
+import { BIN, eventually, readLog, startCliProxy, startTestProxy, tempDir, type CliProxy, type TestProxy } from './helpers/proxy.ts';
 import { spawnSync } from 'node:child_process';
 import { exchange } from './helpers/raw.ts';
 import { sha256, startEchoServer, startOrigin, type Origin } from './helpers/origin.ts';
@@ -352,4 +352,32 @@ t.test('the options on the command line: check-config, bare --never-direct, one-
     t.match(r.stderr, message);
     t.notOk(r.stderr.includes('Hidden99'), 'no password in the message');
   }
+});
+
+t.test('SIGHUP: selection and rules change live; the list of parents needs a restart', async (t) => {
+  // The parents run as processes of their own: a reload's policy message goes to every serving thread
+  // of this process (one BroadcastChannel name), and must not reach them.
+  const a = await startCliProxy(t, ['--workers', '1', '--log-level', 'info']);
+  const b = await startCliProxy(t, ['--workers', '1', '--log-level', 'info']);
+  t.teardown(() => void a.child.kill('SIGKILL'));
+  t.teardown(() => void b.child.kill('SIGKILL'));
+  const served = (p: CliProxy): number => readLog(p.logFile).filter((r) => r.event === 'request').length;
+  const specs = [parent(`http://127.0.0.1:${a.port},name=a`), parent(`http://127.0.0.1:${b.port},name=b`)];
+  const proxy = await child(t, specs);
+  const counts = async (n: number, throughParents = true): Promise<[number, number]> => {
+    const [a0, b0] = [served(a), served(b)];
+    for (let i = 0; i < n; i++) t.equal((await get(proxy.address.port, origin.url('/hello'), false)).status, 200);
+    if (throughParents) await eventually(() => served(a) + served(b) - a0 - b0 === n, 'every request counted by its parent');
+    else await new Promise((r) => setTimeout(r, 300)); // a parent's count would be in by now
+    return [served(a) - a0, served(b) - b0];
+  };
+  t.same(await counts(4), [2, 2], 'round-robin: the same host alternates');
+  await proxy.reload({ ...proxy.options, parentSelect: 'host-hash' });
+  const hashed = await counts(6);
+  t.ok(hashed.includes(6), `host-hash after the reload: one parent takes the host (${hashed.join(':')})`);
+  await proxy.reload({ ...proxy.options, directFor: ['127.0.0.1'] });
+  t.same(await counts(2, false), [0, 0], '--direct-for added by a reload: no parent asked');
+  await proxy.reload({ ...proxy.options, directFor: [], parents: [specs[0]!] });
+  await eventually(() => readLog(proxy.logFile).some((r) => r.event === 'reload-needs-restart' && String(r.keys).includes('parent')), 'the list is reported as needing a restart');
+  t.equal((await counts(4)).reduce((x, y) => x + y), 4, 'the running list is kept (both parents still used)');
 });

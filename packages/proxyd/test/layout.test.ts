@@ -20,6 +20,8 @@ const FORBIDDEN: Record<string, string[]> = {
   memory: ['primary', 'worker', 'admin', 'logger', 'messages'],
   messages: ['primary', 'worker', 'admin', 'logger'],
   config: ['primary', 'worker', 'admin', 'logger', 'memory', 'messages'],
+  // Parent proxies: part of the serving side (it uses worker/'s dialling and relaying), never the primary's.
+  upstream: ['primary', 'admin', 'logger'],
   limits: ['primary', 'worker', 'admin', 'logger', 'messages'],
   // The cache runs in the serving threads, as the worker's tool: it knows no thread role, no admin.
   cache: ['primary', 'worker', 'admin', 'logger', 'messages'],

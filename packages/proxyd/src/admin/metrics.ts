@@ -7,6 +7,7 @@ import client from 'prom-client';
 import type { ProxyView } from './proxy-view.ts';
 import type { StatName } from '../memory/stats-names.ts';
 import { cacheReadings } from './snapshot.ts';
+import { registerParentMetrics } from './parent-metrics.ts';
 
 export function createMetrics(proxy: ProxyView): client.Registry {
   const registry = new client.Registry();
@@ -61,6 +62,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   labelled('proxyd_request_decisions_total', 'Requests by decision', 'decision', { allowed: 'allowed', blocked: 'blocked', denied: 'authFailures', error: 'upstreamErrors', bad_request: 'badRequests' });
   labelled('proxyd_responses_total', 'Answers by status class', 'code', { '1xx': 'status1xx', '2xx': 'status2xx', '3xx': 'status3xx', '4xx': 'status4xx', '5xx': 'status5xx' });
   labelled('proxyd_upstream_errors_total', 'Upstream errors by kind', 'kind', { refused: 'upstreamRefused', dns: 'upstreamDns', timeout: 'upstreamTimeout', reset: 'upstreamReset', other: 'upstreamOther' });
+  registerParentMetrics(registry, proxy);
   counter('proxyd_requests_limited_total', 'Requests answered 429 over --rate-limit', 'rateLimited');
   labelled('proxyd_connections_refused_total', 'Connections refused at accept by a per-client limit or a ban', 'reason', { conn_rate: 'connRateRefused', max_conns: 'connCapRefused', banned: 'bannedRefused' });
   counter('proxyd_limiter_cas_retries_total', 'GCRA compare-and-swap retries: races lost on one key between threads', 'limiterCasRetries');

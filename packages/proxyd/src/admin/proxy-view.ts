@@ -13,7 +13,7 @@ type SemaphoreReadings = Pick<SharedState['semaphore'], 'permits' | 'held' | 'fr
 type RingReadings = Pick<SharedState['ring'], 'capacity' | 'usedBytes' | 'written' | 'dropped' | 'contention'>;
 
 export interface ProxyView {
-  readonly options: Pick<ProxyOptions, 'admin' | 'authFile' | 'cache' | 'cacheMaxBytes'>;
+  readonly options: Pick<ProxyOptions, 'admin' | 'authFile' | 'cache' | 'cacheMaxBytes' | 'parents'>;
   readonly shared: {
     readonly semaphore: SemaphoreReadings;
     readonly ring: RingReadings;
@@ -21,6 +21,7 @@ export interface ProxyView {
     readonly workers: Pick<SharedState['workers'], 'rows'>;
     /** The cache's coalescing: URLs being fetched now, followers waiting for them. */
     readonly inFlight: Pick<SharedState['inFlight'], 'snapshot'>;
+    readonly parents: Pick<SharedState['parents'], 'read'>;
   };
   /** How long connections waited for a permit (cumulative buckets). */
   readonly waits: { readonly bucketsSeconds: readonly number[]; readonly counts: readonly number[]; readonly count: number; readonly sumSeconds: number };

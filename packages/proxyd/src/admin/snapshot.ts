@@ -26,6 +26,8 @@ export function snapshot(proxy: ProxyView) {
     topHosts: summary.topHosts,
     topClients: summary.topClients,
     recent: summary.recent,
+    // Parent proxies (--parent): state and load from the shared table, by name (never the URL).
+    parents: proxy.options.parents.map((p, i) => ({ name: p.name, weight: p.weight, ...proxy.shared.parents.read(i) })),
     limits: { bans: proxy.limits.bans().slice(0, 20), hottest: proxy.limits.hottest(10) },
   };
 }

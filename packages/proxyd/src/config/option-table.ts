@@ -17,11 +17,13 @@ import { domainListType } from './domain-list.ts';
 import { durationType } from './duration.ts';
 import { hostPortOrOffType } from './host-port.ts';
 import type { ProxyOptions } from './options.ts';
-import { choiceType, optionalPathType, textType, type OptionType } from './option-type.ts';
+import { choiceType, optionalPathType, switchType, textType, type OptionType } from './option-type.ts';
 import { portListType } from './port-list.ts';
 import { rateType } from './rate.ts';
 import { retentionType } from './retention.ts';
 import { wholeNumberType } from './whole-number.ts';
+import { parentListType } from './parent-list.ts';
+import { domainToParentListType } from './domain-rules.ts';
 
 export interface OptionDecl<F extends string = string, T = unknown> {
   /** The ProxyOptions field this option sets. */
@@ -132,6 +134,35 @@ export const OPTIONS = {
     live: false,
     help: 'answer HAProxy\'s agent check on host:port: "up N%" with N the share of free permits, "drain" once SIGTERM starts the grace period, "down" while starting',
   }),
+  // Parent proxies (upstream/): the list sizes the shared parent table, so changing it needs a restart;
+  // how they are chosen, routed and marked down changes live.
+  parent: option({
+    field: 'parents',
+    type: parentListType(),
+    default: [],
+    helpDefault: 'none (go direct)',
+    live: false,
+    help: 'forward through this parent proxy (repeatable): URL[,weight=N][,name=NAME], http:// or https://, credentials in the URL sent as Proxy-Authorization and never logged',
+  }),
+  'parent-select': option({
+    field: 'parentSelect',
+    type: choiceType(['round-robin', 'least-conn', 'host-hash']),
+    default: 'round-robin',
+    live: true,
+    help: 'how a parent is chosen: weighted round-robin, fewest active connections per weight (counted across all threads), or the destination host hashed (rendezvous: each host keeps its parent)',
+  }),
+  'parent-for': option({
+    field: 'parentFor',
+    type: domainToParentListType(),
+    default: [],
+    helpDefault: 'none',
+    live: true,
+    help: 'DOMAIN=NAME: this domain and its subdomains go through the parent named NAME only (repeatable)',
+  }),
+  'direct-for': option({ field: 'directFor', type: domainListType(), default: [], helpDefault: 'none', live: true, help: 'this domain and its subdomains never go through a parent (repeatable)' }),
+  'never-direct': option({ field: 'neverDirect', type: switchType(), default: false, live: true, help: 'when every parent is down, answer 502 rather than go direct' }),
+  'parent-down-after': option({ field: 'parentDownAfter', type: wholeNumberType(1, 1000), default: 3, live: true, help: 'consecutive failed connects (or timeouts) after which a parent is marked down' }),
+  'parent-retry': option({ field: 'parentRetryMs', type: durationType(), default: 10_000, live: true, help: 'a parent marked down gets one trial connection after this long; failing it, it waits again' }),
   'access-log': option({
     field: 'accessLog',
     type: optionalPathType(),
@@ -260,5 +291,14 @@ export const RULES: readonly CrossRule[] = [
         : o.proxyProtocol === 'on' && o.tlsCert !== undefined
           ? { option: 'proxy-protocol', problem: 'cannot be on with --tls-cert yet: behind a balancer, let it or the clients speak TLS through CONNECT' }
           : undefined,
+  },
+  {
+    // Routing rules name parents: a name that is not one would silently route nothing.
+    check: (o) => {
+      const names = new Set(o.parents.map((p) => p.name));
+      const bad = o.parentFor.find((r) => !names.has(r.split('=')[1]!));
+      if (bad !== undefined) return { option: 'parent-for', problem: `${bad} names no --parent (names: ${[...names].join(', ') || 'none'})` };
+      return o.neverDirect && o.parents.length === 0 ? { option: 'never-direct', problem: 'needs at least one --parent' } : undefined;
+    },
   },
 ];

@@ -30,10 +30,10 @@ export interface OptionType<T> {
 }
 
 const SCALAR = z.union([z.string(), z.number()], { error: 'must be a string or a number' });
-const LIST = z.union([z.string(), z.array(z.string())], { error: 'must be a string or a list of strings' });
+export const LIST = z.union([z.string(), z.array(z.string())], { error: 'must be a string or a list of strings' });
 
 /** The zod issue for a parser's problem: `params.value` keeps the bad text as data. */
-function pushProblem(issues: z.core.$ZodRawIssue[], input: unknown, failed: { problem: string; value?: string }): void {
+export function pushProblem(issues: z.core.$ZodRawIssue[], input: unknown, failed: { problem: string; value?: string }): void {
   issues.push({ code: 'custom', message: failed.problem, input, params: failed.value === undefined ? {} : { value: failed.value } });
 }
 
@@ -102,5 +102,20 @@ export function choiceType<const C extends readonly [string, ...string[]]>(choic
     parse: (text) => (isChoice(text) ? { ok: true, value: text } : { ok: false, problem: `must be one of ${choices.join(', ')}, got "${text}"` }),
     show: (choice) => choice,
     choices,
+  });
+}
+
+/**
+ * An on/off switch that may be written bare: `--never-direct` (yargs hands over "") means on; `on`,
+ * `off`, `true`, `false` and a JSON boolean-like text are accepted too.
+ */
+export function switchType(): OptionType<boolean> {
+  return scalarType({
+    out: z.boolean(),
+    parse: (text) =>
+      text === '' || text === 'on' || text === 'true' ? { ok: true, value: true }
+      : text === 'off' || text === 'false' ? { ok: true, value: false }
+      : { ok: false, problem: `must be on or off, got "${text}"` },
+    show: (on) => (on ? 'on' : 'off'),
   });
 }

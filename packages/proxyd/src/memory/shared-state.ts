@@ -8,6 +8,7 @@ import { InFlightTable } from '@proxyd/sync/in-flight';
 import { STAT_NAMES, type StatName } from './stats-names.ts';
 import { EventLog } from './event-log.ts';
 import { WorkerTable } from './worker-table.ts';
+import { ParentTable } from '../upstream/parent-table.ts';
 import { attachLimitTables, createLimitTables, type LimitTables } from './limit-tables.ts';
 import { UrlPresence } from '../cache/url-presence.ts';
 
@@ -17,6 +18,7 @@ export interface SharedBuffers {
   stats: SharedArrayBuffer;
   leases: SharedArrayBuffer;
   workers: SharedArrayBuffer;
+  parents: SharedArrayBuffer;
   clients: SharedArrayBuffer;
   bans: SharedArrayBuffer;
   inFlight: SharedArrayBuffer;
@@ -29,6 +31,8 @@ export interface SharedState {
   stats: Stats<StatName>;
   leases: PermitLeases;
   workers: WorkerTable;
+  /** Parent proxies' health and load (upstream/parent-table.ts), one row per --parent. */
+  parents: ParentTable;
   /** Per-client limits and detectors, and bans (limit-tables.ts). */
   limits: LimitTables;
   /** The cache's URLs being fetched now, and who waits for them (coalescing across threads). */
@@ -45,19 +49,19 @@ const IN_FLIGHT_SLOTS = 4096;
 /** Leases beyond 2 × permits, for connections whose task has not yet reported its end. */
 const LEASE_SLACK = 64;
 
-export function createSharedState(o: { maxClients: number; maxWaiting: number; logRingBytes: number }): SharedState {
+export function createSharedState(o: { maxClients: number; maxWaiting: number; logRingBytes: number; parents: readonly unknown[] }): SharedState {
   const semaphore = Semaphore.create({ permits: o.maxClients, maxWaiting: o.maxWaiting });
   const ring = LogRing.create(o.logRingBytes);
   const stats = Stats.create(STAT_NAMES);
   const leases = PermitLeases.create(o.maxClients * 2 + LEASE_SLACK);
-  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), createLimitTables(), InFlightTable.create(IN_FLIGHT_SLOTS), UrlPresence.create());
+  return bundle(semaphore, ring, stats, leases, WorkerTable.create(), createLimitTables(), ParentTable.create(o.parents.length), InFlightTable.create(IN_FLIGHT_SLOTS), UrlPresence.create());
 }
 
 export function attachSharedState(b: SharedBuffers): SharedState {
-  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), attachLimitTables(b), new InFlightTable(b.inFlight), new UrlPresence(b.cachePresence));
+  return bundle(new Semaphore(b.semaphore), new LogRing(b.ring), new Stats(b.stats, STAT_NAMES), new PermitLeases(b.leases), new WorkerTable(b.workers), attachLimitTables(b), new ParentTable(b.parents, ParentTable.countIn(b.parents)), new InFlightTable(b.inFlight), new UrlPresence(b.cachePresence));
 }
 
-function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, limits: LimitTables, inFlight: InFlightTable, cachePresence: UrlPresence): SharedState {
+function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, leases: PermitLeases, workers: WorkerTable, limits: LimitTables, parents: ParentTable, inFlight: InFlightTable, cachePresence: UrlPresence): SharedState {
   return {
     semaphore,
     ring,
@@ -65,9 +69,10 @@ function bundle(semaphore: Semaphore, ring: LogRing, stats: Stats<StatName>, lea
     leases,
     workers,
     limits,
+    parents,
     inFlight,
     cachePresence,
     log: new EventLog(ring, () => stats.get('logLevel')),
-    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, clients: limits.clients.buffer, bans: limits.bans.buffer, inFlight: inFlight.buffer, cachePresence: cachePresence.buffer },
+    buffers: { semaphore: semaphore.buffer, ring: ring.buffer, stats: stats.buffer, leases: leases.buffer, workers: workers.buffer, clients: limits.clients.buffer, bans: limits.bans.buffer, parents: parents.buffer, inFlight: inFlight.buffer, cachePresence: cachePresence.buffer },
   };
 }

@@ -21,6 +21,9 @@ export const REFUSALS = {
   UPSTREAM_TIMEOUT: { status: 504, reason: 'the destination did not answer in time' },
   PURGE_DENIED: { status: 403, reason: 'PURGE is accepted from the proxy host itself (loopback) or from an authenticated user only' },
   CACHE_OFF: { status: 501, reason: 'the proxy runs without a cache (--cache off, or its file could not be used): nothing to purge' },
+  PARENT_REFUSED: { status: 502, reason: 'the parent proxy refused the request' },
+  UPGRADE_NOT_VIA_PARENT: { status: 502, reason: 'WebSocket and other upgrades through a parent proxy are not supported yet; list the host in --direct-for to reach it directly' },
+  PARENT_DOWN: { status: 502, reason: 'every parent proxy is down, and this proxy may not go direct (--never-direct)' },
 } as const;
 
 export type RefusalCode = keyof typeof REFUSALS;

@@ -3,6 +3,7 @@
 import { reportBadRequest } from './abuse.ts';
 import type http from 'node:http';
 import type net from 'node:net';
+import { tunnelViaParents } from '../upstream/parent-connect.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../memory/stats-names.ts';
 import { parseAuthority } from './authority.ts';
@@ -29,6 +30,7 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
   if (ctx.testHooks && authority.host === 'crash-worker.proxyd.test') process.exit(70); // test: worker dies
   passGate(ctx, conn, req, 'connect', authority.host, authority.port, (decision) => {
     if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
+    if (ctx.parents.enabled && tunnelViaParents(ctx, conn, { target, client, head, started, host: authority.host, direct: () => dial(ctx, conn, target, authority, client, head, started) })) return; // through a parent
     dial(ctx, conn, target, authority, client, head, started);
   });
 }
@@ -56,35 +58,48 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
   upstream.once('connect', () => {
     upstream.off('error', onConnectError);
     if (client.destroyed) return void upstream.destroy();
-    stats.add('allowed');
-    stats.add('tunnels', 1);
-    ctx.shared.workers.addTunnels(1); // this thread's share, which the primary subtracts should it die
-    stats.add('status2xx');
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) upstream.write(head);
-    client.setTimeout(ctx.options.idleTimeoutMs); // no bytes either way on the client socket for that long
-    client.on('timeout', () => {
-      stats.add('idleReleases');
-      log.write({ event: 'idle-release', conn: conn.id, client: conn.client, target, idleMs: ctx.options.idleTimeoutMs });
-      client.destroy();
-      upstream.destroy();
+    relayTunnel(ctx, conn, { target, client, upstream, head, started });
+  });
+}
+
+/**
+ * The destination (or a parent proxy, upstream/parent-connect.ts) is connected: answer 200 and relay
+ * until both sides close, then log the tunnel. `parent` names the parent it went through, if any;
+ * `onClosed` runs after the record is written.
+ */
+export function relayTunnel(ctx: ServeContext, conn: ConnectionInfo, t: { target: string; client: net.Socket; upstream: net.Socket; head: Buffer; started: number; parent?: string; onClosed?: () => void }): void {
+  const { stats, log } = ctx.shared;
+  const { target, client, upstream, head, started } = t;
+  stats.add('allowed');
+  stats.add('tunnels', 1);
+  ctx.shared.workers.addTunnels(1); // this thread's share, which the primary subtracts should it die
+  stats.add('status2xx');
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length > 0) upstream.write(head);
+  client.setTimeout(ctx.options.idleTimeoutMs); // no bytes either way on the client socket for that long
+  client.on('timeout', () => {
+    stats.add('idleReleases');
+    log.write({ event: 'idle-release', conn: conn.id, client: conn.client, target, idleMs: ctx.options.idleTimeoutMs });
+    client.destroy();
+    upstream.destroy();
+  });
+  relay(client, upstream, () => {
+    // Logged before the gauge drops: at shutdown the primary waits for "tunnels" to reach 0 before it
+    // ends the threads, so a tunnel that is no longer counted has its record in the ring.
+    log.write({
+      event: 'tunnel',
+      conn: conn.id,
+      client: conn.client,
+      method: 'CONNECT',
+      target,
+      parent: t.parent,
+      status: 200,
+      up: upstream.bytesWritten,
+      down: upstream.bytesRead,
+      ms: Math.round(performance.now() - started),
     });
-    relay(client, upstream, () => {
-      // Logged before the gauge drops: at shutdown the primary waits for "tunnels" to reach 0 before it
-      // ends the threads, so a tunnel that is no longer counted has its record in the ring.
-      log.write({
-        event: 'tunnel',
-        conn: conn.id,
-        client: conn.client,
-        method: 'CONNECT',
-        target,
-        status: 200,
-        up: upstream.bytesWritten,
-        down: upstream.bytesRead,
-        ms: Math.round(performance.now() - started),
-      });
-      stats.add('tunnels', -1);
-      ctx.shared.workers.addTunnels(-1);
-    });
+    stats.add('tunnels', -1);
+    ctx.shared.workers.addTunnels(-1);
+    t.onClosed?.();
   });
 }

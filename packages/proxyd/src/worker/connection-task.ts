@@ -26,6 +26,8 @@ import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
 import { openCache } from './open-cache.ts';
+import { ParentRouter } from '../upstream/parent-route.ts';
+import { createParentPool } from '../upstream/parent-http.ts';
 
 export type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 
@@ -45,8 +47,9 @@ let workerSlot = -1;
 /** Set this thread up to serve. Runs once per thread (Piscina workers call it at load). */
 export function init(data: ServeInit): void {
   if (ctx) return;
+  const shared = attachSharedState(data.buffers);
   const context: ServeContext = {
-    shared: attachSharedState(data.buffers),
+    shared,
     options: data.options,
     blocklist: blocklistOf(data.blocklist),
     destinations: createDestinationPolicy({ allowDest: data.options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses }),
@@ -56,6 +59,8 @@ export function init(data: ServeInit): void {
     viaToken: data.viaToken,
     tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
+    parents: new ParentRouter(data.options, shared.parents),
+    parentPool: createParentPool({ connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
     limits: undefined as unknown as ClientLimits, // set just below: it reads context.options
     testHooks: data.testHooks,
     cache: undefined,
@@ -69,7 +74,6 @@ export function init(data: ServeInit): void {
   ctx.shared.stats.add('workersStarted', 1);
   // A bug that escapes every handler ends this thread (its state can no longer be trusted); the pool
   // starts a new one and the primary gives back the permits of the connections it held. Say why first.
-  const shared = ctx.shared;
   process.on('uncaughtException', (err) => {
     shared.log.write({ event: 'worker-crash', level: 'error', error: err.stack ?? String(err) });
     process.exit(1);
@@ -180,6 +184,7 @@ function serveSocket(context: ServeContext, socket: net.Socket, info: Connection
 /** New live options (SIGHUP): new requests see them; open connections keep going. */
 function applyOptions(context: ServeContext, httpServer: http.Server, options: ProxyOptions, data: ServeInit): void {
   context.options = options;
+  context.parents = new ParentRouter(options, context.shared.parents);
   context.destinations = createDestinationPolicy({ allowDest: options.allowDest, ownPorts: data.ownPorts, localAddresses: data.localAddresses });
   httpServer.headersTimeout = options.headersTimeoutMs;
   httpServer.timeout = options.idleTimeoutMs;

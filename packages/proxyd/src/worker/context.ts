@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import type { ClientAcl } from '../policy/client-acl.ts';
 import type { Agent, Dispatcher } from 'undici';
 import type { SharedStore } from '../cache/shared-store.ts';
+import type { ParentRouter } from '../upstream/parent-route.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import type { Blocklist } from '../policy/blocklist.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
@@ -25,6 +26,9 @@ export interface ServeContext {
   tls: tls.SecureContext | undefined;
   /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts). */
   upstream: Agent;
+  /** Parent proxies: the route of each request (--parent, --parent-for, …), and a keep-alive pool per parent. */
+  parents: ParentRouter;
+  parentPool: Agent;
   /** Per-client rate limits and detectors, on the shared tables every thread sees. */
   limits: ClientLimits;
   /** The shared cache, when it is on: the dispatcher plain HTTP goes through, and its store (PURGE). */

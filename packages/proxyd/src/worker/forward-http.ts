@@ -9,7 +9,9 @@ import type { TracedOptions } from '../cache/cache-layer.ts';
 import { splitAbsoluteTarget } from './authority.ts';
 import { forwardedHeaders, rawHeaderValue } from './headers.ts';
 import { countStatus, notAProxyRequestPage, refuseResponse } from './refuse.ts';
+import type { RefusalCode } from '../policy/refusals.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
+import { forwardViaParents } from '../upstream/parent-forward.ts';
 import { reportBadRequest } from './abuse.ts';
 import { cacheStatusHeader, cacheTag, newTrace, type CacheTag, type CacheTrace } from '../cache/cache-status.ts';
 import { answerPurge } from './purge.ts';
@@ -77,6 +79,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   bytesUp = 0;
   failed = false;
   clientGone = false;
+  /** The parent proxy it went through, if any (upstream/parent-http.ts sets it). */
+  parent: string | undefined;
   controller: Dispatcher.DispatchController | undefined;
   readonly started = performance.now();
   readonly ctx: ServeContext;
@@ -158,9 +162,17 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const { ctx, conn, req, res, url } = this;
     if (this.clientGone || this.failed) return; // we aborted it: the client left
     this.failed = true;
-    const { code, detail, headers } = answerUpstreamFailure(ctx, conn, req.method, err as NodeJS.ErrnoException, url.host, url.host, { url: req.url ?? '' });
+    const label = this.parent === undefined ? url.host : `parent ${this.parent} (for ${url.host})`;
+    const { code, detail, headers } = answerUpstreamFailure(ctx, conn, req.method, err as NodeJS.ErrnoException, url.host, label, { url: req.url ?? '', parent: this.parent });
     if (!res.headersSent) refuseResponse(res, code, detail, headers);
     else res.destroy(); // mid-response: all we can do is cut the connection
+  }
+
+  /** Answer with a refusal instead of a response (a parent's 407: upstream/parent-http.ts). */
+  refuse(code: RefusalCode, detail: string): void {
+    if (this.clientGone || this.failed) return;
+    this.failed = true;
+    refuseResponse(this.res, code, detail);
   }
 
   onClientClose(): void {
@@ -179,6 +191,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       client: conn.client,
       method: req.method,
       url: req.url,
+      parent: this.parent,
       status: this.status,
       cut: res.writableFinished ? undefined : true, // the response was cut short (one type per field: status stays a number)
       up: this.bytesUp,
@@ -224,21 +237,21 @@ function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage
   // A body only when the request framed one: a GET without one must not become a chunked upload.
   const hasBody = rawHeaderValue(req.rawHeaders, 'content-length') !== undefined || rawHeaderValue(req.rawHeaders, 'transfer-encoding') !== undefined;
   const exchange = new ForwardExchange(ctx, conn, req, res, url, hasBody);
+  const options: Dispatcher.DispatchOptions = {
+    origin: url.origin,
+    path: originForm,
+    method: req.method ?? 'GET',
+    headers: forwardedHeaders(req.rawHeaders, { viaToken: ctx.viaToken, host: url.host }),
+    body: hasBody ? req : null,
+    headersTimeout: ctx.options.upstreamTimeoutMs,
+    // Between body chunks the client side's idle timeout governs (proxy-server.ts).
+    bodyTimeout: 0,
+  };
+  // Through a parent proxy when the route says so (in absolute form: the target as the client sent it).
+  if (ctx.parents.enabled && forwardViaParents(ctx, conn, { exchange, options, target: req.url ?? '', host: url.hostname, hasBody })) return;
   try {
-    (ctx.cache?.dispatcher ?? ctx.upstream).dispatch(
-      {
-        proxydTrace: exchange.trace,
-        origin: url.origin,
-        path: originForm,
-        method: req.method ?? 'GET',
-        headers: forwardedHeaders(req.rawHeaders, { viaToken: ctx.viaToken, host: url.host }),
-        body: hasBody ? req : null,
-        headersTimeout: ctx.options.upstreamTimeoutMs,
-        // Between body chunks the client side's idle timeout governs (proxy-server.ts).
-        bodyTimeout: 0,
-      } as TracedOptions,
-      exchange,
-    );
+    // Direct: through the shared cache when it is on. (Through a parent, above, the cache is not used yet.)
+    (ctx.cache?.dispatcher ?? ctx.upstream).dispatch({ ...options, proxydTrace: exchange.trace } as TracedOptions, exchange);
   } catch (err) {
     exchange.fail(err as Error); // undici refused the request outright (e.g. a header value it will not send)
   }

@@ -38,6 +38,11 @@ export function relayUpgrade(ctx: ServeContext, conn: ConnectionInfo, req: http.
   const port = Number(url.port || 80);
   passGate(ctx, conn, req, 'upgrade', host, port, (decision) => {
     if (!decision.allow) return refuseSocket(client, decision.code, decision.detail, decision.headers);
+    // Not through parents yet: rather than go direct where the operator routed traffic through them, say so.
+    if (ctx.parents.usesParents(host)) {
+      ctx.shared.log.write({ event: 'upgrade-not-via-parent', level: 'warn', conn: conn.id, client: conn.client, target: req.url ?? '' });
+      return refuseSocket(client, 'UPGRADE_NOT_VIA_PARENT');
+    }
     upgrade(ctx, conn, req, client, clientHead, url, host, port);
   });
 }

@@ -122,7 +122,7 @@ export function answerUpstreamFailure(
   err: NodeJS.ErrnoException,
   host: string,
   label: string,
-  logged: { url: string } | { target: string },
+  logged: ({ url: string } | { target: string }) & { parent?: string },
 ): { code: RefusalCode; detail: string; headers: Record<string, string> } {
   const { stats, log } = ctx.shared;
   const connectTarget = method === 'CONNECT' && 'target' in logged ? logged.target : undefined;

@@ -23,7 +23,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Resolves once something accepts on 127.0.0.1:port, or rejects after `timeoutMs`. */
-async function listening(port: number, timeoutMs = 10_000): Promise<void> {
+export async function listening(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {

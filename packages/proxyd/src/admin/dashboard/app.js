@@ -200,6 +200,11 @@ function render(s) {
   rows($('top-hosts'), s.topHosts, 'no traffic yet');
   rows($('top-clients'), s.topClients, 'no clients yet');
   rows($('workers'), s.workers.map((w) => [w.threadId === 0 ? 'primary thread' : `worker thread ${w.threadId}`, `${w.connections} conn · ${w.loopDelayP99Ms.toFixed(1)} ms p99 loop delay`]), '–');
+  // Parent proxies (shown only with --parent): each one's state and load, as every thread sees it.
+  $('parents-panel').hidden = !s.parents || s.parents.length === 0;
+  if (s.parents) {
+    rows($('parents'), s.parents.map((p) => [`${p.name} ${p.up ? '● up' : '○ DOWN'}`, `${p.active} active · ${fmtNum(p.requests)} requests · ${p.failures} failed · weight ${p.weight}`]), '–');
+  }
   $('recent').textContent = s.recent.slice(-20).join('\n');
   renderDefence(s);
 }

@@ -177,7 +177,8 @@ t.test("the launcher's version rule is runtime-check.js's", async (t) => {
   // that version can transfer sockets, and otherwise the workspace's runtime package.
   const fake = join(home, 'fake-bin');
   mkdirSync(fake, { recursive: true });
-  writeFileSync(join(fake, 'node'), '#!/bin/sh\nif [ "$1" = --version ]; then echo "v$FAKE_VERSION"; else echo "fake node ran"; fi\n');
+  // Asked with -e, it answers as node would: its version and its own path (the launcher execs that path).
+  writeFileSync(join(fake, 'node'), '#!/bin/sh\nif [ "$1" = -e ]; then printf "v%s %s" "$FAKE_VERSION" "$0"; else echo "fake node ran"; fi\n');
   chmodSync(join(fake, 'node'), 0o755);
   for (const version of ['20.20.2', '22.15.0', '24.19.9', '24.20.0', '24.21.0', '25.9.0', '26.4.1', '26.5.0', '27.0.0', '30.1.2']) {
     const r = spawnSync(join(REPO, 'packages/proxyd/bin/proxyd'), ['--version'], { env: { ...machineEnv(), PATH: `${fake}${delimiter}${machinePath}`, FAKE_VERSION: version }, encoding: 'utf8', timeout: 20_000 });
@@ -185,4 +186,24 @@ t.test("the launcher's version rule is runtime-check.js's", async (t) => {
     t.equal(ranFake, socketTransferSupported(version), `${version}: ${ranFake ? 'the node on PATH' : 'the runtime package'}`);
     if (!ranFake) t.match(r.stdout, /^proxyd \d+\.\d+\.\d+ \(Node\.js 24\.21\.0\)/);
   }
+});
+
+t.test('a node on PATH that is a wrapper script (as pnpm makes): the launcher execs the real binary, so SIGTERM reaches proxyd', async (t) => {
+  const wrapperDir = join(home, 'wrapper-bin');
+  mkdirSync(wrapperDir, { recursive: true });
+  // Runs node as its child, without exec: signals sent to the wrapper would not reach node.
+  writeFileSync(join(wrapperDir, 'node'), `#!/bin/sh\n"${process.execPath}" "$@"\nexit $?\n`);
+  chmodSync(join(wrapperDir, 'node'), 0o755);
+  const logFile = join(home, 'wrapper.log');
+  const child = spawn(join(REPO, 'packages/proxyd/bin/proxyd'), ['--workers', '1', '--host', '127.0.0.1', '--port', '0', '--admin', 'off', '--log-file', logFile], {
+    env: { ...machineEnv(), PATH: `${wrapperDir}${delimiter}${machinePath}` },
+    stdio: 'ignore',
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await eventually(() => readLog(logFile).some((r) => r.event === 'started'), 'proxyd started through the launcher', 30_000);
+  t.equal(realpathSync(`/proc/${child.pid}/exe`), realpathSync(process.execPath), 'the launched process is node itself, not the wrapper');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'SIGTERM to the command stops proxyd in order');
+  t.ok(readLog(logFile).some((r) => r.event === 'stopped'));
 });

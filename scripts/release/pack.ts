@@ -69,7 +69,7 @@ function compiledExports(exports: Record<string, unknown>, staged: string): Reco
 }
 
 /** The manifest as published: exports compiled, publishConfig applied, workspace:* versions made exact. */
-export function publishedManifest(manifest: Manifest, workspaceVersions: ReadonlyMap<string, string>, staged: string): Manifest {
+function publishedManifest(manifest: Manifest, workspaceVersions: ReadonlyMap<string, string>, staged: string): Manifest {
   const { publishConfig, ...published } = manifest;
   if (published.exports) published.exports = compiledExports(published.exports as Record<string, unknown>, staged);
   const settings: Record<string, unknown> = {};
@@ -136,4 +136,4 @@ function main(): void {
   );
 }
 
-if (import.meta.main) main();
+main();

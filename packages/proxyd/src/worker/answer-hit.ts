@@ -34,7 +34,7 @@ interface PreparedHead {
 export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, originForm: string): boolean {
   const cache = ctx.cache!;
   const method = req.method!;
-  if (!asksPlainly(req.rawHeaders) || cacheDenied(ctx.options.cacheDeny, url.hostname)) return false;
+  if (!asksPlainly(req.rawHeaders)) return false;
   let keyHeaders: Record<string, string | string[]> | undefined;
   const entry = cache.store.current({
     origin: url.origin,
@@ -47,6 +47,7 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   });
   const now = Date.now();
   if (entry === undefined || !plainlyFresh(entry.result, now)) return false;
+  if (cacheDenied(ctx.options.cacheDeny, url.hostname)) return false; // denied since it was stored (a reload): the long way bypasses
 
   const head = prepared(entry, ctx.viaToken);
   const { stats, log } = ctx.shared;
@@ -54,6 +55,7 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   const started = performance.now();
   const down = method === 'HEAD' ? 0 : head.body.length;
   countStatus(stats, statusCode);
+  stats.add('cacheHitsDirect');
   // Clients are queued for a permit: end this connection after the response and let one in.
   if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
   head.headers[head.ageAt] = String(ageAt(entry.result, now)); // this thread's array, read at once by writeHead
@@ -72,7 +74,7 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
       status: statusCode,
       cut: res.writableFinished ? undefined : true,
       up: 0,
-      down: res.writableFinished ? down : 0,
+      down,
       ms: Math.round((performance.now() - started) * 10) / 10,
       cache: 'HIT',
     });

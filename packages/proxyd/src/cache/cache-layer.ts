@@ -115,15 +115,37 @@ function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): Dispa
       trace.bypass = true;
       return raw(opts, handler);
     }
-    const headers = undiciCache.normalizeHeaders(opts);
-    const cc = headers['cache-control'] ? undiciCache.parseCacheControlHeader(headers['cache-control']) : undefined;
+    const ccValue = cacheControlOf(opts);
+    const cc = ccValue !== undefined ? undiciCache.parseCacheControlHeader(ccValue) : undefined;
     if (cc?.['no-store']) {
       trace.bypass = true;
       return next(opts, handler);
     }
-    const key: CacheTypes.default.CacheKey = { origin, method, path: opts.path, headers };
+    // The key's headers are read only where they matter (a stored entry with a Vary, a Range): a miss of
+    // a URL nothing is stored under never builds them.
+    let headers: Record<string, string | string[]> | undefined;
+    const key: CacheTypes.default.CacheKey = {
+      origin,
+      method,
+      path: opts.path,
+      get headers() {
+        return (headers ??= undiciCache.normalizeHeaders(opts));
+      },
+    };
     return ask({ next, setup, opts, handler, trace, key, onlyIfCached: cc?.['only-if-cached'] === true });
   };
+}
+
+/** The request's Cache-Control value(s), read from the raw header list forward-http.ts gives (any other form: normalized). */
+function cacheControlOf(opts: Dispatcher.DispatchOptions): string | string[] | undefined {
+  const h = opts.headers;
+  if (!Array.isArray(h)) return undiciCache.normalizeHeaders(opts)['cache-control'];
+  let found: string[] | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i];
+    if (typeof name === 'string' && name.length === 13 && name.toLowerCase() === 'cache-control') (found ??= []).push(String(h[i + 1]));
+  }
+  return found === undefined ? undefined : found.length === 1 ? found[0] : found;
 }
 
 interface Asking {

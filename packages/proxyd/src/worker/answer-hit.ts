@@ -35,6 +35,8 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   const cache = ctx.cache!;
   const method = req.method!;
   if (!asksPlainly(req.rawHeaders)) return false;
+  // A request routed through a parent proxy does not use the cache (forward-http.ts): nor here.
+  if (ctx.parents.enabled && ctx.parents.usesParents(url.hostname)) return false;
   let keyHeaders: Record<string, string | string[]> | undefined;
   const entry = cache.store.current({
     origin: url.origin,

@@ -6,6 +6,7 @@
  * nginx origin, wrk -t1 -c50 keep-alive.
  *
  *   node scripts/bench/cache-hit.ts [--seconds 5] [--rounds 3] [--workers 1,2] [--squid-logs-off] [--baseline DIR]
+ *                                   [--hits-only | --misses-only] [--miss-rate N]
  *
  * As PEERS.md asks for the headline rows, every candidate logs every request: proxyd (--log-level info,
  * its JSON log) and Squid (its default access log, `access_log daemon:…/access.log squid`).
@@ -13,8 +14,10 @@
  * --baseline DIR adds proxyd from another checkout of this repository (e.g. the commit before a change,
  * extracted with `git archive`, its node_modules linked to this one's), workers 1, for a before/after row.
  * CPU per request is utime+stime of each candidate's whole process tree (all threads) from /proc.
+ * --miss-rate N measures the miss path at about N req/s for every candidate (see pacedWrk) instead of
+ * at saturation.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -33,6 +36,7 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
     'hits-only': { type: 'boolean', default: false },
     'misses-only': { type: 'boolean', default: false },
+    'miss-rate': { type: 'string' },
   },
 });
 const seconds = Number(values.seconds);
@@ -131,10 +135,30 @@ const results = new Map<string, number[]>();
 const record = (key: string, v: number) => results.set(key, [...(results.get(key) ?? []), v]);
 /** utime + stime of a candidate's process tree, in clock ticks (USER_HZ 100); 0 for direct. */
 const ticks = (c: Candidate): number => (c.pid === undefined ? 0 : processTree(c.pid).reduce((n, p) => n + cpuTicks(`/proc/${p}/stat`), 0));
+/**
+ * wrk at a fixed pace: 10 keep-alive connections, each waiting `10000 / rate` ms between requests, so
+ * both sides of a comparison serve the same request rate. At saturation a proxy that is a little slower
+ * also batches less per event-loop turn (fewer requests per wake-up and per write), which makes its CPU
+ * per request look worse than its extra work; on a host that other jobs keep busy, saturation is
+ * mostly a measure of the other jobs.
+ */
+function pacedWrk(url: string, proxyPort: number | undefined, rate: number): Promise<{ requestsPerSec: number }> {
+  const u = new URL(url);
+  const script = join(dir, `paced-${Math.random().toString(36).slice(2)}.lua`);
+  writeFileSync(script, `wrk.headers["Host"] = "${u.host}"\nrequest = function() return wrk.format("GET", "${url}") end\ndelay = function() return ${Math.round(10_000 / rate)} end\n`);
+  return new Promise((resolve, reject) => {
+    execFile('wrk', ['-t1', '-c10', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeout: (seconds + 30) * 1000 }, (err, stdout) => {
+      if (err) return reject(err);
+      resolve({ requestsPerSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]) });
+    });
+  });
+}
+const missRate = values['miss-rate'] === undefined ? undefined : Number(values['miss-rate']);
+
 /** wrk against `url` through `c`: records req/s, and CPU µs per request (robust on a busy host). */
 async function measure(key: string, c: Candidate, url: string): Promise<void> {
   const before = ticks(c);
-  const r = await wrk({ url, proxyPort: c.port, connections: 50, seconds, dir });
+  const r = key === 'miss' && missRate !== undefined && c.port !== undefined ? await pacedWrk(url, c.port, missRate) : await wrk({ url, proxyPort: c.port, connections: 50, seconds, dir });
   record(`${key}|${c.name}`, r.requestsPerSec);
   record(`${key}-cpu|${c.name}`, ((ticks(c) - before) * 1e4) / (r.requestsPerSec * seconds));
 }
@@ -192,6 +216,7 @@ if (hits) {
   for (const key of ['hit1k', 'hit100k']) for (const c of hitters) console.log(`  ${key} ${c.name}: ${all(`${key}|${c.name}`)} (${all(`${key}-cpu|${c.name}`)} µs)`);
 }
 if (misses) {
+  if (missRate !== undefined) console.log(`\nmiss path at a fixed pace: about ${missRate} req/s (wrk -c10, ${Math.round(10_000 / missRate)} ms between a connection's requests)`);
   console.log(`\n| miss path (1 KiB, Cache-Control: no-store) | cache on: req/s (CPU µs/req) | cache off | on ÷ off, req/s | on ÷ off, CPU per request |`);
   console.log('|---|---|---|---|---|');
   for (const w of workerCounts) {

@@ -20,7 +20,7 @@
  * than this URL does, which costs a SELECT too. A counter or generation read a moment before a commit
  * lands gives the answer the store itself gave a moment earlier. Bodies only ever come from the store.
  */
-import { KeyTable } from '@proxyd/sync/key-table';
+import { hashHalves } from '@proxyd/sync/key-table';
 
 export const PRESENCE_COUNTERS = 1 << 16;
 
@@ -64,22 +64,21 @@ export class UrlPresence {
 
 /** The URL's 64-bit hash (KeyTable's) as two 32-bit words, e.g. for the in-flight table's key. */
 export function urlHash(url: string): [number, number] {
-  const h = hashOf(url);
-  return [Number(BigInt.asIntN(32, h >> 32n)), Number(BigInt.asIntN(32, h))];
+  hashOf(url);
+  return [HALVES[0]! | 0, HALVES[1]! | 0];
 }
 
-// A request asks about one URL several times in a row (presence, generation, in-flight): hash it once.
+// KeyTable's hash as numbers (no BigInt on this path). A request asks about one URL several times in a
+// row (presence, generation, in-flight): it is hashed once.
+const HALVES = new Uint32Array(2);
 let lastUrl = '';
-let lastHash = 0n;
-function hashOf(url: string): bigint {
-  if (url !== lastUrl) {
-    lastHash = KeyTable.hash(url);
-    lastUrl = url;
-  }
-  return lastHash;
+function hashOf(url: string): void {
+  if (url === lastUrl) return;
+  hashHalves(url, HALVES);
+  lastUrl = url;
 }
 
-const INDEX_MASK = BigInt(PRESENCE_COUNTERS - 1);
 function indexOf(url: string): number {
-  return Number(hashOf(url) & INDEX_MASK);
+  hashOf(url);
+  return HALVES[1]! & (PRESENCE_COUNTERS - 1);
 }

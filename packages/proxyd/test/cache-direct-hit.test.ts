@@ -132,13 +132,14 @@ t.test('never from a remembered entry: a Vary mismatch, a stale entry, a no-cach
   t.equal(fr2.sha, fr.sha);
   t.equal(direct() - before, 1, 'the second fr is a direct hit');
 
-  const s = path('cc=max-age%3D1&etag=s1');
+  // max-age=3: fresh for 2–3 s after it is stored (the origin's Date has whole seconds), stale after 4 s.
+  const s = path('cc=max-age%3D3&etag=s1');
   const sUrl = origin.url(s);
   await get(sUrl);
   const warm = direct();
   await get(sUrl);
   t.equal(direct() - warm, 1, 'fresh: a direct hit');
-  await new Promise((r) => setTimeout(r, 2100));
+  await new Promise((r) => setTimeout(r, 4100));
   const stale = await get(sUrl);
   t.equal(origin.count(s), 2, 'stale: the origin is asked');
   t.not(stale.headers['cache-status'], 'proxyd; hit');

@@ -150,15 +150,8 @@ export class KeyTable {
 
   /** The 64-bit hash find() uses for `key` (never EMPTY or BUSY). Keep it to skip re-hashing (holds()). */
   static hash(key: string): bigint {
-    // Two 32-bit FNV-1a passes with different offsets, each finished with murmur3's fmix32, side by side.
-    let a = 0x811c9dc5;
-    let b = 0x2166136;
-    for (let i = 0; i < key.length; i++) {
-      const c = key.charCodeAt(i);
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
-    }
-    const h = (BigInt(fmix32(a)) << 32n) | BigInt(fmix32(b));
+    hashHalves(key, HALVES);
+    const h = (BigInt(HALVES[0]!) << 32n) | BigInt(HALVES[1]!);
     const signed = BigInt.asIntN(64, h);
     return signed === EMPTY || signed === BUSY ? 1n : signed;
   }
@@ -305,6 +298,25 @@ export class KeyTable {
     const { written } = encoder.encodeInto(key, room);
     this.#names[at] = written;
   }
+}
+
+const HALVES = new Uint32Array(2);
+
+/**
+ * The 64 bits KeyTable.hash() is made of, as two unsigned 32-bit numbers written to `out` ([high, low]),
+ * without BigInt: for callers that index tables of their own with numbers (the cache's URL counters).
+ * Two 32-bit FNV-1a passes with different offsets, each finished with murmur3's fmix32, side by side.
+ */
+export function hashHalves(key: string, out: Uint32Array | number[]): void {
+  let a = 0x811c9dc5;
+  let b = 0x2166136;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  out[0] = fmix32(a);
+  out[1] = fmix32(b);
 }
 
 function fmix32(h: number): number {

@@ -76,6 +76,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
     miss: 'cacheMisses',
     bypass: 'cacheBypass',
   });
+  counter('proxyd_cache_direct_hits_total', 'Of the hits, those answered plainly fresh by the serving thread itself, without undici’s cache interceptor', 'cacheHitsDirect');
   labelled('proxyd_cache_sent_bytes_total', 'Body bytes sent to clients, from the cache or from the origin (on a miss)', 'source', { cache: 'cacheHitBytes', origin: 'cacheMissBytes' });
   gauge('proxyd_cache_request_hit_ratio', 'Share of cache-eligible requests answered from the cache (hit, coalesced, revalidated, stale)', () => cacheReadings(proxy).requestHitRatio);
   gauge('proxyd_cache_byte_hit_ratio', 'Share of cache-eligible body bytes sent from the cache', () => cacheReadings(proxy).byteHitRatio);

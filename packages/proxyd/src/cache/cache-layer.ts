@@ -57,13 +57,47 @@ let denyList: Blocklist = blocklistOf([]);
 
 function denied(setup: CacheLayerSetup, origin: string): boolean {
   const rules = setup.deny();
+  return rules.length !== 0 && cacheDenied(rules, new URL(origin).hostname);
+}
+
+/** Is `hostname` in --cache-deny's `rules` (a domain and its subdomains)? */
+export function cacheDenied(rules: readonly string[], hostname: string): boolean {
   if (rules.length === 0) return false;
-  const hostname = new URL(origin).hostname;
   if (rules !== denyRules) {
     denyRules = rules;
     denyList = blocklistOf(rules.map((r) => r.toLowerCase().replace(/\.$/, '')));
   }
   return denyList.match(hostname) !== undefined;
+}
+
+/** A request's headers as the cache's keys hold them (undici's normalizeHeaders: lower-case names). */
+export function cacheKeyHeaders(headers: string[]): Record<string, string | string[]> {
+  return undiciCache.normalizeHeaders({ headers });
+}
+
+/**
+ * URLs whose last fetch (in this thread) brought an answer that may not be stored, until when. Their
+ * misses are not coalesced for that long: coalescing an answer that will not be stored only makes the
+ * followers wait for the leader's head and then fetch on their own (a shared-memory join, a wait and a
+ * wake-up for each, for nothing). Misses still go through undici's interceptor, so an answer that has
+ * become storable is stored, and the URL's next requests are hits. Bounded by count.
+ */
+const UNSTORABLE_MS = 5_000;
+const UNSTORABLE_URLS = 4096;
+const unstorable = new Map<string, number>();
+
+function recentlyUnstorable(url: string): boolean {
+  const until = unstorable.get(url);
+  if (until === undefined) return false;
+  if (until > Date.now()) return true;
+  unstorable.delete(url);
+  return false;
+}
+
+function noteUnstorable(url: string): void {
+  unstorable.delete(url); // re-inserted: the oldest goes first
+  unstorable.set(url, Date.now() + UNSTORABLE_MS);
+  if (unstorable.size > UNSTORABLE_URLS) unstorable.delete(unstorable.keys().next().value!);
 }
 
 /** The outer layer: decide whether the cache is asked at all, and coalesce misses across threads. */
@@ -81,15 +115,37 @@ function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): Dispa
       trace.bypass = true;
       return raw(opts, handler);
     }
-    const headers = undiciCache.normalizeHeaders(opts);
-    const cc = headers['cache-control'] ? undiciCache.parseCacheControlHeader(headers['cache-control']) : undefined;
+    const ccValue = cacheControlOf(opts);
+    const cc = ccValue !== undefined ? undiciCache.parseCacheControlHeader(ccValue) : undefined;
     if (cc?.['no-store']) {
       trace.bypass = true;
       return next(opts, handler);
     }
-    const key: CacheTypes.default.CacheKey = { origin, method, path: opts.path, headers };
+    // The key's headers are read only where they matter (a stored entry with a Vary, a Range): a miss of
+    // a URL nothing is stored under never builds them.
+    let headers: Record<string, string | string[]> | undefined;
+    const key: CacheTypes.default.CacheKey = {
+      origin,
+      method,
+      path: opts.path,
+      get headers() {
+        return (headers ??= undiciCache.normalizeHeaders(opts));
+      },
+    };
     return ask({ next, setup, opts, handler, trace, key, onlyIfCached: cc?.['only-if-cached'] === true });
   };
+}
+
+/** The request's Cache-Control value(s), read from the raw header list forward-http.ts gives (any other form: normalized). */
+function cacheControlOf(opts: Dispatcher.DispatchOptions): string | string[] | undefined {
+  const h = opts.headers;
+  if (!Array.isArray(h)) return undiciCache.normalizeHeaders(opts)['cache-control'];
+  let found: string[] | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i];
+    if (typeof name === 'string' && name.length === 13 && name.toLowerCase() === 'cache-control') (found ??= []).push(String(h[i + 1]));
+  }
+  return found === undefined ? undefined : found.length === 1 ? found[0] : found;
 }
 
 interface Asking {
@@ -111,7 +167,9 @@ function ask(a: Asking): boolean {
   // From here on undici's interceptor is asked while nothing is stored: hand it the miss (no second SELECT).
   store.handOver(a.key, undefined);
   if (a.key.method !== 'GET') return a.next(a.opts, a.handler); // a HEAD miss: nothing to share
-  const [hi, lo] = urlHash(`${a.key.origin}${a.key.path}`);
+  const url = `${a.key.origin}${a.key.path}`;
+  if (recentlyUnstorable(url)) return a.next(a.opts, a.handler);
+  const [hi, lo] = urlHash(url);
   const joined = a.setup.inFlight.join(hi, lo);
   switch (joined.role) {
     case 'leader':
@@ -188,7 +246,11 @@ function lead(a: Asking, joined: { slot: number; word: number }): boolean {
       // undici's handler opens its store write before it passes the head on: none now means this answer
       // will not be stored, and the followers need not wait for its body — wake them to fetch on their
       // own (else a popular uncacheable URL would be fetched in two waves, leader first).
-      if (!store.writing(url)) finish(true);
+      if (store.writing(url)) unstorable.delete(url);
+      else {
+        noteUnstorable(url);
+        finish(true);
+      }
       return inner.onResponseStart?.(c, s, h, m);
     },
     onResponseData: (c, chunk) => {
@@ -254,14 +316,30 @@ function withoutRange(headers: Dispatcher.DispatchOptions['headers']): string[] 
   return out;
 }
 
+/**
+ * Does a request carry If-None-Match or If-Modified-Since? Below undici's interceptor its headers are the
+ * object the interceptor normalized (lower-case names); a request that passed it by is the raw list.
+ */
+function conditional(headers: Dispatcher.DispatchOptions['headers']): boolean {
+  if (headers == null) return false;
+  if (!Array.isArray(headers)) {
+    const h = headers as Record<string, unknown>;
+    return h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined;
+  }
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = String(headers[i]);
+    if ((name.length === 13 || name.length === 17) && /^if-(none-match|modified-since)$/i.test(name)) return true;
+  }
+  return false;
+}
+
 /** The inner layer: every request that reaches the origin is counted in its trace, with its status. */
 function traceOrigin(next: DispatchFn): DispatchFn {
   return (opts, handler) => {
     const trace = (opts as TracedOptions).proxydTrace;
     if (!trace) return next(opts, handler);
     trace.originFetches++;
-    const headers = undiciCache.normalizeHeaders(opts);
-    if ((headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) && !trace.clientConditional) trace.revalidating = true;
+    if (!trace.clientConditional && conditional(opts.headers)) trace.revalidating = true;
     return next(opts, {
       onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
       onRequestUpgrade: (c, s, h, socket) => handler.onRequestUpgrade?.(c, s, h, socket),

@@ -2,6 +2,9 @@
 // logged with — in the spirit of Squid's TCP_HIT / TCP_MISS / TCP_REFRESH_UNMODIFIED — and the
 // Cache-Status header (RFC 9211) the client sees.
 
+import type { Stats } from '@proxyd/sync/stats';
+import type { StatName } from '../memory/stats-names.ts';
+
 export type CacheTag = 'HIT' | 'MISS' | 'REVALIDATED' | 'STALE' | 'COALESCED' | 'BYPASS';
 
 export interface CacheTrace {
@@ -55,4 +58,13 @@ export function cacheStatusHeader(tag: CacheTag, trace: CacheTrace): string {
     case 'BYPASS':
       return 'proxyd; fwd=bypass';
   }
+}
+
+const TAG_STATS = { HIT: 'cacheHits', COALESCED: 'cacheCoalesced', REVALIDATED: 'cacheRevalidated', STALE: 'cacheStale', MISS: 'cacheMisses', BYPASS: 'cacheBypass' } as const;
+
+/** Count an answered request by its tag, and its bytes as hit or miss bytes. */
+export function countCacheTag(stats: Stats<StatName>, tag: CacheTag, bytes: number): void {
+  stats.add(TAG_STATS[tag]);
+  if (tag === 'MISS') stats.add('cacheMissBytes', bytes);
+  else if (tag !== 'BYPASS') stats.add('cacheHitBytes', bytes);
 }

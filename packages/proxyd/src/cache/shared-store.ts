@@ -50,11 +50,20 @@ const TOUCH_EVERY_MS = 60_000;
  * entry id, up to this many body bytes: a hit then reads only the narrow index row (id, vary, expiry)
  * from the shared file — measured at 7 µs against 20–30 µs for the whole row with its body — and takes
  * the rest from the memo. Sound because an entry never changes once complete (a new answer is a new row
- * with a new id; ids are never reused, AUTOINCREMENT) and because every hit still asks the shared file
- * which entry is current: a purge, a replacement or an eviction by any thread is seen at once.
+ * with a new id; ids are never reused, AUTOINCREMENT) and because every hit still learns which entry is
+ * current from the shared file, or from rows validated by the URL's generation (below): a purge, a
+ * replacement or an eviction by any thread is seen at the next hit.
  */
 const MEMO_BYTES = 16 * 1024 * 1024;
 const MEMO_ENTRY_BYTES = CHUNK_BYTES;
+/**
+ * Each thread also remembers which entries a URL had (the narrow index rows a lookup reads), with the
+ * URL's generation read before it asked (url-presence.ts): while the generation is unchanged, no thread
+ * has committed a change to that URL, and a hit needs no SQLite at all (no read transaction, no file
+ * locks: 2 fcntl calls per lookup in WAL mode). Bounded by count and by URL length.
+ */
+const CURRENT_URLS = 4096;
+const CURRENT_URL_CHARS = 1024;
 
 /** Heuristic freshness (from Last-Modified, RFC 9111 §4.2.2) is capped at this, as Squid's refresh_pattern caps it. */
 export const HEURISTIC_CAP_MS = 24 * 60 * 60 * 1000;
@@ -139,6 +148,17 @@ interface IndexRow {
   vary: string | null;
   deleteAt: number;
   lastUsed: number;
+  /** `vary` parsed, once (this thread's copy of the row). */
+  wanted?: Record<string, string | string[] | null>;
+}
+
+/** A small entry as this thread remembers it (see MEMO_BYTES): never changes once remembered. */
+export interface RememberedEntry {
+  readonly url: string;
+  readonly result: GetResult;
+  readonly bytes: number;
+  /** The caller's own form of this answer (the worker's prepared head), kept as long as the entry is. */
+  prepared?: unknown;
 }
 
 /** An entry as deletion sees it. */
@@ -177,8 +197,13 @@ export class SharedStore implements CacheTypes.default.CacheStore {
   /** Writes under way in this thread, by URL (a coalescing leader waits for its own before it wakes followers). */
   readonly #writes = new Map<string, Promise<void>>();
   /** Parsed small entries by id, least recently used first (see MEMO_BYTES). */
-  readonly #memo = new Map<number, { url: string; result: GetResult; bytes: number }>();
+  readonly #memo = new Map<number, RememberedEntry>();
   #memoBytes = 0;
+  /** A URL's index rows with the generation they were read at (see CURRENT_URLS), by method and URL. */
+  readonly #current = new Map<string, { generation: number; rows: IndexRow[] }>();
+  /** Inside a write transaction: presence to subtract and generations to bump once it has committed. */
+  #removed: string[] = [];
+  #changed: string[] = [];
 
   constructor(o: StoreOptions) {
     this.#o = o;
@@ -214,14 +239,37 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     const url = urlOf(key);
     if (!q || !this.#o.presence.mayHave(url)) return undefined;
     try {
-      const rows = q.find.all(url, key.method === 'HEAD' ? 'GET' : key.method) as unknown as IndexRow[];
-      const now = Date.now();
-      for (const row of rows) {
-        if (row.deleteAt <= now || !varyMatches(row.vary, key.headers)) continue;
-        if (now - row.lastUsed > TOUCH_EVERY_MS) q.touch.run(now, row.id);
-        return this.#remembered(row.id, url) ?? this.#result(q.byId.get(row.id) as unknown as EntryRow, url);
-      }
+      const id = this.#choose(q, url, key);
+      if (id === undefined) return undefined;
+      return this.#remembered(id, url) ?? this.#result(q.byId.get(id) as unknown as EntryRow, url);
+    } catch (err) {
+      this.#failed(err, 'reading the cache');
       return undefined;
+    }
+  }
+
+  /**
+   * The entry lookup() would answer `key` with, as this thread remembers it — for a hit answered without
+   * undici's interceptor (worker/answer-hit.ts). Undefined when nothing is stored, and when the entry is
+   * too large to be remembered (lookup() streams it). Not a copy: the caller must not change it.
+   * `key.headers` is read only when an entry has a Vary (the caller may make it a getter).
+   */
+  current(key: CacheKey): RememberedEntry | undefined {
+    const q = this.#q;
+    const url = urlOf(key);
+    if (!q || !this.#o.presence.mayHave(url)) return undefined;
+    try {
+      const id = this.#choose(q, url, key);
+      if (id === undefined) return undefined;
+      let m = this.#memo.get(id);
+      if (m === undefined) {
+        this.#result(q.byId.get(id) as unknown as EntryRow, url); // remembers it when it is small
+        m = this.#memo.get(id);
+      } else {
+        this.#memo.delete(id); // re-inserted: the Map's order is the LRU order
+        this.#memo.set(id, m);
+      }
+      return m?.url === url ? m : undefined;
     } catch (err) {
       this.#failed(err, 'reading the cache');
       return undefined;
@@ -246,8 +294,14 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     return this.#writes.get(url);
   }
 
+  /**
+   * undici asks for this after every answer that may not be stored (no-store, private, Set-Cookie) and
+   * four times after an unsafe method: a URL nothing is stored under (not even a write under way) is
+   * known from shared memory, without a write transaction.
+   */
   delete(key: CacheKey): void {
-    this.purge(urlOf(key));
+    const url = urlOf(key);
+    if (this.#o.presence.mayHave(url)) this.purge(url);
   }
 
   /** Remove every entry of a URL (any method, any Vary); how many there were. */
@@ -268,8 +322,22 @@ export class SharedStore implements CacheTypes.default.CacheStore {
   begin(key: CacheKey, value: CacheValue): number {
     const q = this.#q!;
     const now = Date.now();
-    const r = q.insert.run(
-      urlOf(key),
+    const url = urlOf(key);
+    // Counted from the moment the row exists (complete or not), so that a delete() of the URL sees it.
+    this.#o.presence.add(url, 1);
+    let r;
+    try {
+      r = this.#insert(q, url, key, value, now);
+    } catch (err) {
+      this.#o.presence.add(url, -1);
+      throw err;
+    }
+    return Number(r.lastInsertRowid);
+  }
+
+  #insert(q: ReturnType<typeof prepare>, url: string, key: CacheKey, value: CacheValue, now: number) {
+    return q.insert.run(
+      url,
       key.method,
       value.vary ? JSON.stringify(value.vary) : null,
       value.statusCode,
@@ -282,7 +350,6 @@ export class SharedStore implements CacheTypes.default.CacheStore {
       value.deleteAt,
       now,
     );
-    return Number(r.lastInsertRowid);
   }
 
   writeChunk(id: number, seq: number, data: Buffer): void {
@@ -299,7 +366,7 @@ export class SharedStore implements CacheTypes.default.CacheStore {
       const old = q.sameVariant.all(urlOf(key), key.method, vary, id) as unknown as StoredRow[];
       this.#deleteRows(old);
       if (q.complete.run(o.size, o.chunks, o.inline, id).changes === 0) return; // purged while it was written
-      this.#o.presence.add(urlOf(key), 1);
+      this.#changed.push(urlOf(key));
       this.#o.counters.add('cacheEntries', 1);
       this.#o.counters.add('cacheBytes', o.size);
       this.#evictPastCap();
@@ -307,12 +374,12 @@ export class SharedStore implements CacheTypes.default.CacheStore {
   }
 
   /** Drop a write that will not complete (too large, errored, aborted). */
-  abandon(id: number): void {
+  abandon(id: number, key: CacheKey): void {
     try {
       const q = this.#q!;
       this.#write(() => {
         q.dropChunks.run(id);
-        q.dropEntry.run(id);
+        if (q.dropEntry.run(id).changes > 0) this.#removed.push(urlOf(key));
       });
     } catch (err) {
       this.#failed(err, 'dropping an unfinished cache write');
@@ -385,18 +452,59 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     if (seen !== size) throw new Error(`cache entry ${id}: ${seen} body bytes where ${size} were stored`);
   }
 
-  /** One write transaction, taking the write lock first (BEGIN IMMEDIATE: see the top of the file). */
+  /**
+   * One write transaction, taking the write lock first (BEGIN IMMEDIATE: see the top of the file). What
+   * it removed and changed reaches shared memory (url-presence.ts) only once it has committed: a
+   * rolled-back delete must not leave a URL's counter too low (a delete() would then skip a stored
+   * entry), and a generation bumped before the commit could be read, and remembered, with the old state.
+   */
   #write<T>(fn: () => T): T {
     const db = this.#db!;
+    this.#removed = [];
+    this.#changed = [];
     db.exec('BEGIN IMMEDIATE');
+    let result: T;
     try {
-      const result = fn();
+      result = fn();
       db.exec('COMMIT');
-      return result;
     } catch (err) {
       if (db.isTransaction) db.exec('ROLLBACK');
       throw err;
     }
+    const { presence } = this.#o;
+    for (const url of this.#removed) presence.add(url, -1);
+    for (const url of this.#changed) presence.changed(url);
+    return result;
+  }
+
+  /** The id of `url`'s current entry for `key` (method, Vary), from this thread's rows while they are current. */
+  #choose(q: ReturnType<typeof prepare>, url: string, key: CacheKey): number | undefined {
+    const method = key.method === 'HEAD' ? 'GET' : key.method;
+    const rows = this.#rowsOf(q, url, method);
+    const now = Date.now();
+    for (const row of rows) {
+      if (row.deleteAt <= now || !varyMatches(row, key)) continue;
+      if (now - row.lastUsed > TOUCH_EVERY_MS) {
+        q.touch.run(now, row.id); // for LRU eviction; no change to which entry is current
+        row.lastUsed = now;
+      }
+      return row.id;
+    }
+    return undefined;
+  }
+
+  #rowsOf(q: ReturnType<typeof prepare>, url: string, method: string): IndexRow[] {
+    const memoKey = method === 'GET' ? url : `${method} ${url}`;
+    const generation = this.#o.presence.generation(url); // before the query: see url-presence.ts
+    const known = this.#current.get(memoKey);
+    if (known !== undefined && known.generation === generation) return known.rows;
+    const rows = q.find.all(url, method) as unknown as IndexRow[];
+    if (url.length <= CURRENT_URL_CHARS) {
+      if (known !== undefined) this.#current.delete(memoKey);
+      this.#current.set(memoKey, { generation, rows });
+      if (this.#current.size > CURRENT_URLS) this.#current.delete(this.#current.keys().next().value!);
+    }
+    return rows;
   }
 
   #deleteRows(rows: StoredRow[]): number {
@@ -406,8 +514,9 @@ export class SharedStore implements CacheTypes.default.CacheStore {
     for (const row of rows) {
       q.dropChunks.run(row.id);
       q.dropEntry.run(row.id);
+      this.#removed.push(row.url);
       if (row.complete === 0) continue; // an unfinished write: never counted
-      this.#o.presence.add(row.url, -1);
+      this.#changed.push(row.url);
       entries++;
       bytes += row.size;
     }
@@ -516,7 +625,7 @@ class EntryWriter extends Writable {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     if (err && err.message !== 'larger than --cache-max-object') this.#store.failed(err, 'writing to the cache');
     // Not finished: whatever was written of it goes.
-    if (!this.writableFinished && this.#id >= 0) this.#store.abandon(this.#id);
+    if (!this.writableFinished && this.#id >= 0) this.#store.abandon(this.#id, this.#key);
     this.#pending = [];
     callback(err);
   }
@@ -539,9 +648,10 @@ function urlOf(key: CacheKey): string {
   return `${key.origin}${key.path}`;
 }
 
-function varyMatches(vary: string | null, headers: Record<string, string | string[] | undefined> | undefined): boolean {
-  if (!vary) return true;
-  const wanted = JSON.parse(vary) as Record<string, string | string[] | null>;
+function varyMatches(row: IndexRow, key: CacheKey): boolean {
+  if (!row.vary) return true;
+  const wanted = (row.wanted ??= JSON.parse(row.vary) as Record<string, string | string[] | null>);
+  const headers = key.headers as Record<string, string | string[] | undefined> | undefined;
   for (const name in wanted) {
     const a = wanted[name] ?? undefined;
     const b = headers?.[name] ?? undefined;

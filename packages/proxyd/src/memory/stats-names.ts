@@ -40,6 +40,7 @@ export const STAT_NAMES = [
   'bytesDown', // upstream → client
   // the cache: one tag per plain-HTTP request (cache-status.ts)
   'cacheHits', // HIT: answered from the store, fresh
+  'cacheHitsDirect', // of those, answered by the worker itself, without undici's interceptor (worker/answer-hit.ts)
   'cacheCoalesced', // COALESCED: waited for another request's fetch and answered from its result
   'cacheRevalidated', // REVALIDATED: the origin said 304, answered from the store
   'cacheStale', // STALE: answered stale (stale-while-revalidate, stale-if-error)

@@ -13,7 +13,8 @@ import type { RefusalCode } from '../policy/refusals.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 import { forwardViaParents } from '../upstream/parent-forward.ts';
 import { reportBadRequest } from './abuse.ts';
-import { cacheStatusHeader, cacheTag, newTrace, type CacheTag, type CacheTrace } from '../cache/cache-status.ts';
+import { cacheStatusHeader, cacheTag, countCacheTag, newTrace, type CacheTag, type CacheTrace } from '../cache/cache-status.ts';
+import { answerPlainHit } from './answer-hit.ts';
 import { answerPurge } from './purge.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -183,7 +184,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       this.trace?.abort?.abort(); // or stop waiting for another request's fetch
     }
     if (this.failed) return;
-    if (this.tag) countCacheTag(ctx, this.tag, this.bytesDown);
+    if (this.tag) countCacheTag(ctx.shared.stats, this.tag, this.bytesDown);
     ctx.shared.stats.add('allowed');
     ctx.shared.log.write({
       event: 'request',
@@ -222,18 +223,11 @@ function objectHead(object: Record<string, string | string[] | undefined>): stri
   return headers;
 }
 
-const TAG_STATS = { HIT: 'cacheHits', COALESCED: 'cacheCoalesced', REVALIDATED: 'cacheRevalidated', STALE: 'cacheStale', MISS: 'cacheMisses', BYPASS: 'cacheBypass' } as const;
-
-function countCacheTag(ctx: ServeContext, tag: CacheTag, bytes: number): void {
-  const { stats } = ctx.shared;
-  stats.add(TAG_STATS[tag]);
-  if (tag === 'MISS') stats.add('cacheMissBytes', bytes);
-  else if (tag !== 'BYPASS') stats.add('cacheHitBytes', bytes);
-}
-
 function send(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse, url: URL, originForm: string): void {
   if (res.destroyed) return; // the client left while the gate was checking (e.g. a password)
   if (req.method === 'PURGE') return answerPurge(ctx, conn, req, res, url);
+  // A plainly fresh hit is answered at once, without undici's interceptor (answer-hit.ts).
+  if (ctx.cache && (req.method === 'GET' || req.method === 'HEAD') && answerPlainHit(ctx, conn, req, res, url, originForm)) return;
   // A body only when the request framed one: a GET without one must not become a chunked upload.
   const hasBody = rawHeaderValue(req.rawHeaders, 'content-length') !== undefined || rawHeaderValue(req.rawHeaders, 'transfer-encoding') !== undefined;
   const exchange = new ForwardExchange(ctx, conn, req, res, url, hasBody);

@@ -103,11 +103,16 @@ export function showLogsOnFailure(t: Test, name: string, files: [label: string, 
   });
 }
 
-/** The JSON records in a log file (empty if it does not exist yet). */
+/**
+ * The JSON records in a log file (empty if it does not exist yet). A last line without its newline is
+ * still being written by the logger thread (a test that polls may read in the middle of a write): it
+ * is left for the next read.
+ */
 export function readLog(file: string): Record<string, unknown>[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
+    .slice(0, -1)
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

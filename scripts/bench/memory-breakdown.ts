@@ -57,7 +57,7 @@ function mappings(pid: number): Mapping[] {
   return out;
 }
 
-interface Probe { name: string; threadId: number; heap: Record<string, number>; spaces: { space_name: string; physical_space_size: number }[] }
+interface Probe { name: string; threadId: number; gc: { minorCount: number; minorMs: number; majorCount: number; majorMs: number }; heap: Record<string, number>; spaces: { space_name: string; physical_space_size: number; space_used_size: number }[] }
 
 /** Ask every thread for its V8 figures (heap-probe.mjs) and wait for one answer per thread. */
 async function probe(base: string, threads: number): Promise<Probe[]> {
@@ -74,7 +74,7 @@ async function probe(base: string, threads: number): Promise<Probe[]> {
   }
 }
 
-interface Breakdown { rss: number; file: number; binary: number; v8: number; v8ByThread: string; arenas: number; arenaCount: number; brk: number; otherAnon: number; spaces: Record<string, number> }
+interface Breakdown { gc: { minorCount: number; minorMs: number; majorCount: number; majorMs: number }; rss: number; file: number; binary: number; v8: number; v8ByThread: string; arenas: number; arenaCount: number; brk: number; otherAnon: number; spaces: Record<string, number> }
 
 async function breakdown(pid: number, base: string, threads: number): Promise<Breakdown> {
   const probes = await probe(base, threads);
@@ -95,12 +95,19 @@ async function breakdown(pid: number, base: string, threads: number): Promise<Br
       spaces[key] = (spaces[key] ?? 0) + s.physical_space_size;
     }
   }
+  const gc = { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0 };
+  for (const p of probes) for (const k of Object.keys(gc) as (keyof typeof gc)[]) gc[k] += p.gc[k];
   return {
+    gc,
     rss: kib(maps),
     file: kib(files),
     binary: kib(binary),
     v8,
-    v8ByThread: probes.map((p) => `${p.name} ${(p.heap.total_physical_size! / MiB).toFixed(1)}`).join(', '),
+    v8ByThread: probes.map((p) => {
+      const space = (n: string) => p.spaces.find((s) => s.space_name === n);
+      const m = (n: number | undefined) => ((n ?? 0) / MiB).toFixed(1);
+      return `${p.name} ${m(p.heap.total_physical_size)} (new ${m(space('new_space')?.physical_space_size)}, old ${m(space('old_space')?.physical_space_size)} of which live ${m(space('old_space')?.space_used_size)})`;
+    }).join('; '),
     arenas: kib(arenas),
     arenaCount: arenas.length,
     brk: kib(brk),
@@ -149,13 +156,21 @@ try {
   console.log(`\n${title}: ${isolates} isolates; MiB\n`);
   console.log('| when | RSS | node binary / other files | V8 heaps, physical (by space) | V8 by thread | malloc: main heap + thread arenas | other anonymous |');
   console.log('|---|---|---|---|---|---|---|');
-  console.log(row('fresh (5 s after start)', await breakdown(child.pid!, base, isolates)));
+  const fresh = await breakdown(child.pid!, base, isolates);
+  console.log(row('fresh (5 s after start)', fresh));
+  const gcNotes: string[] = [];
+  let lastGc = fresh.gc;
   for (let r = 1; r <= rounds; r++) {
     const ka = await wrk({ url: `http://127.0.0.1:${nginx.port}/1k`, proxyPort: port, connections: 50, seconds, dir });
     const setups = await connectSetups(port, nginx.port, 32, Math.max(1, Math.round(seconds / 3)));
     await new Promise((r) => setTimeout(r, 3000));
-    console.log(row(`after round ${r} (${Math.round(ka.requestsPerSec)} req/s, ${Math.round(setups)} setups/s)`, await breakdown(child.pid!, base, isolates)));
+    const b = await breakdown(child.pid!, base, isolates);
+    const ops = ka.requestsPerSec * seconds + setups * Math.max(1, Math.round(seconds / 3));
+    gcNotes.push(`round ${r}: GC pauses, all threads, µs per operation: minor ${(((b.gc.minorMs - lastGc.minorMs) * 1000) / ops).toFixed(1)} (${b.gc.minorCount - lastGc.minorCount} scavenges), major ${(((b.gc.majorMs - lastGc.majorMs) * 1000) / ops).toFixed(1)} (${b.gc.majorCount - lastGc.majorCount})`);
+    lastGc = b.gc;
+    console.log(row(`after round ${r} (${Math.round(ka.requestsPerSec)} req/s, ${Math.round(setups)} setups/s)`, b));
   }
+  if (gcNotes.length) console.log(`\n${gcNotes.join('\n')}`);
   if (tunnelCount > 0) {
     const before = (await breakdown(child.pid!, base, isolates)).rss;
     const sockets = await idleTunnels(port, nginx.port, tunnelCount);

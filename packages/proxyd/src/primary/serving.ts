@@ -58,7 +58,15 @@ export async function startServing(shared: SharedState, options: ProxyOptions, s
   pool.on('workerDestroy', () => setImmediate(() => retireDeadWorkers(shared, pool)));
   await allWorkersReady(shared, options.workers);
   return {
-    serve: (t) => pool.run(t, { transferList: [t.socket as never] }),
+    serve(t) {
+      const transferList = [t.socket as never];
+      const task = pool.run(t, { transferList });
+      // Piscina keeps the transfer list with the task until it ends (hours, for a tunnel), and with it this
+      // thread's husk of the socket (~1 KiB with its stream states). Once the handle has left (the socket
+      // is destroyed here at the transfer), the list is of no more use: empty it. A task still queued keeps it.
+      if (t.socket.destroyed) transferList.length = 0;
+      return task;
+    },
     threads: options.workers,
     close: () => pool.destroy(),
   };

@@ -1,6 +1,7 @@
 // Durations on the command line and in config: "500ms", "30s", "2m", "1h", or a bare number of seconds.
-import { z } from 'zod';
-import { scalarType, type OptionType, type Parsed } from './option-type.ts';
+// No zod here: the worker threads use formatDuration (limits/), and zod is ~3 MiB of heap per isolate
+// (issue 20); the option type is in duration-type.ts.
+import type { Parsed } from './option-type.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer timeout would fire at once.
@@ -22,9 +23,4 @@ export function formatDuration(ms: number): string {
   if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
   return `${ms}ms`;
-}
-
-/** A duration option, in milliseconds; `allowZero` where 0 means "off" or "at once". */
-export function durationType({ allowZero = false } = {}): OptionType<number> {
-  return scalarType({ out: z.number().int(), parse: (text) => parseDuration(text, { allowZero }), show: formatDuration });
 }

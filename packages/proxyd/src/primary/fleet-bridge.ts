@@ -209,8 +209,17 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
 
   // ---- rates --------------------------------------------------------------------------------------
   let syncing = false;
+  /** The 'requests' counter at the last two rounds: unchanged for two rounds, there is nothing to scan. */
+  let requestsSeen = [-1, -1];
 
   function syncRates(): void {
+    // A request is counted in Stats before its limit is taken, so a round later its count is in its
+    // word; one that lands later still (a user's limit, taken after the password check) stays in its
+    // word and goes with the next busy round. An idle proxy skips the scan (1.5–5 ms for 65,536 slots).
+    const requests = stats.get('requests');
+    const quiet = requests === requestsSeen[0];
+    requestsSeen = [requestsSeen[1]!, requests];
+    if (quiet) return;
     const rate = parts.rate();
     if (!up || rate === undefined) {
       limits.takeFleetCounts(); // dropped, not saved up (see the top comment)

@@ -7,7 +7,8 @@
 //   fleet ban     a client banned by A is refused by B (the delay measured, asserted within the poll)
 //   fleet rate    one client spread over A and B gets about one --rate-limit in total, not two
 //   store away    redis-server stopped: both keep serving and limiting locally, /metrics says the store
-//                 is down, logged once; started again: a new ban on A reaches B again
+//                 is down, logged once; started again: a new ban on A reaches B again, and its lift
+//                 on B reaches A
 //   weights       A's permits nearly all held: HAProxy's weight for A falls (read from its stats socket)
 //   drain         SIGTERM to A: the agent says drain, HAProxy moves new clients to B, a stream of
 //                 requests through HAProxy sees no failure, A's open tunnel finishes within the grace
@@ -176,6 +177,11 @@ t.test('two proxyd behind HAProxy share bans and rate limits through Redis', { s
   t.match(String(log(b, 'fleet-store-up')[1]?.message), /fleet store back/);
   const healedDelay = await banThroughA('127.0.0.8');
   t.ok(healedDelay < 1500, `after the store came back, a new ban reaches B again in ${healedDelay} ms`);
+  // A lift on B (of a ban B got from the fleet) reaches A, where the ban was made.
+  const lift = await fetch(`${adminOf(b)}/api/bans/lift`, { method: 'POST', body: JSON.stringify({ key: '127.0.0.8' }), headers: { 'content-type': 'application/json' } });
+  t.equal(lift.status, 200, "B's /api/bans/lift ends the fleet ban there");
+  await eventually(() => log(a, 'unban').some((r) => r.key === '127.0.0.8' && /^fleet/.test(String(r.by))), "A lifts it too, and logs who lifted it", 3000);
+  t.match((await asBalancer(a, '127.0.0.8', `GET ${origin.url('/hello')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).text, /^HTTP\/1.1 200/, 'A serves the client again');
 
   // ---- weights follow capacity -------------------------------------------------------------------
   // Nine tunnels to A (directly, as the balancer would open them, for nine clients: one client's burst is

@@ -99,6 +99,9 @@ t.test('--redis: a fleet ban is applied once and marked; allowed requests are co
   t.match(lines[0], { level: 'warn', client: '198.51.100.7', detector: 'scan', origin: 'other-host:3128', fleet: true });
   t.equal(stats.get('fleetBansApplied'), 1);
   t.equal(stats.get('bans'), 0, 'not counted as a ban made here');
+  t.equal(limits.applyBan({ ...ban, key: '127.0.0.1' }), false, 'a key this instance exempts (loopback, by default) is not banned');
+  t.equal(limits.applyBan({ ...ban, key: '198.51.100.10', leftMs: 1e12 }), true);
+  t.ok(limits.bannedFor('198.51.100.10') <= DEFAULTS.banTimeMaxMs, 'never longer than this instance\'s --ban-time-max');
 
   const c = client('198.51.100.8');
   t.same([limits.takeRequest(c), limits.takeRequest(c), limits.takeRequest(c)], [0, 0, 0], 'the burst of three');

@@ -290,13 +290,16 @@ export class ClientLimits {
    * table so that the primary's accept check and the serving threads' check both enforce it, marked as
    * the fleet's (the bridge does not publish it back), and logged once as a ban line naming its origin.
    * False when a ban in force already ends as late, give or take a second (the same ban seen again: on
-   * a reconnect's reload, or one this instance made itself).
+   * a reconnect's reload, or one this instance made itself), or when this instance's own rules say no:
+   * --ban-time 0, or the key is in its --ban-exempt. A ban is never longer than its --ban-time-max.
    */
   applyBan(ban: { key: string; detector: string; offences: number; leftMs: number; origin: string }): boolean {
-    if (!(ban.leftMs > 0)) return false;
+    const d = this.#derive();
+    if (!(ban.leftMs > 0) || d.banTimeNs === 0n || inList(d.exempt, ban.key)) return false;
     const { bans } = this.#tables;
     const now = nowNs();
-    const next = now + BigInt(Math.ceil(ban.leftMs)) * 1_000_000n;
+    const leftNs = BigInt(Math.ceil(ban.leftMs)) * 1_000_000n;
+    const next = now + (leftNs < d.banTimeMaxNs ? leftNs : d.banTimeMaxNs);
     const slot = bans.find(ban.key, KeyTable.hash(ban.key), now);
     const at = slot * bans.bigWords;
     const words = slot * bans.intWords;
@@ -318,9 +321,9 @@ export class ClientLimits {
         client: ban.key,
         key: ban.key,
         detector: detector >= 0 ? ban.detector : 'unknown',
-        banTime: formatDuration(Math.ceil(ban.leftMs)),
+        banTime: formatDuration(Math.ceil(Number(next - now) / 1e6)),
         offence: Math.max(1, Math.floor(ban.offences) || 1),
-        until: new Date(Date.now() + ban.leftMs).toISOString(),
+        until: new Date(Date.now() + Number(next - now) / 1e6).toISOString(),
         origin: ban.origin,
         fleet: true,
       });

@@ -26,7 +26,7 @@ import type { Users } from '../policy/htpasswd.ts';
 import { ClientLimits } from '../limits/client-limits.ts';
 import { acceptConnection } from './accept.ts';
 import { ClientCaps } from './client-caps.ts';
-import { startFleetBridge, type FleetBridge } from './fleet-bridge.ts';
+import type { FleetBridge } from './fleet-bridge.ts';
 import { redactRedisUrl } from '../config/redis-url.ts';
 import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
@@ -134,9 +134,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     limits: new ClientLimits(shared, () => state.options),
     caps: new ClientCaps(),
   };
-  // --redis: bans and rate limits shared with the fleet (fleet-bridge.ts); never awaited: a store that
-  // is away must not hold the start-up, and the local limits serve meanwhile.
-  const fleet = options.redis ? startFleetBridge({ url: options.redis, instance: `${os.hostname()}:${listener.address.port}`, limits: state.limits, stats: shared.stats, log: shared.log, rate: () => state.limits.requestRate() }) : undefined;
+  // --redis: bans and rate limits shared with the fleet (fleet-bridge.ts). Loaded only then (the redis
+  // client took 0.6–2 s to import on the loaded test machine: no proxy without --redis pays it), and the
+  // store is never awaited: one that is away must not hold the start-up; the local limits serve meanwhile.
+  const fleet = options.redis ? (await import('./fleet-bridge.ts')).startFleetBridge({ url: options.redis, instance: `${os.hostname()}:${listener.address.port}`, limits: state.limits, stats: shared.stats, log: shared.log, rate: () => state.limits.requestRate() }) : undefined;
   listener.open((socket) => acceptConnection(state, socket));
   phase = 'serving';
 

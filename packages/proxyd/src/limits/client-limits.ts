@@ -321,7 +321,7 @@ export class ClientLimits {
         client: ban.key,
         key: ban.key,
         detector: detector >= 0 ? ban.detector : 'unknown',
-        banTime: formatDuration(Math.ceil(Number(next - now) / 1e6)),
+        banTime: formatDuration(Math.max(1000, Math.round(Number(next - now) / 1e9) * 1000)), // what is left, to the second
         offence: Math.max(1, Math.floor(ban.offences) || 1),
         until: new Date(Date.now() + Number(next - now) / 1e6).toISOString(),
         origin: ban.origin,

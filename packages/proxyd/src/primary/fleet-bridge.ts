@@ -181,8 +181,10 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
       return;
     }
     if (typeof message?.key !== 'string' || message.origin === instance) return; // our own, coming back
-    if (message.type === 'ban') limits.applyBan(message);
-    else if (message.type === 'lift') {
+    // Applied: read the table now, so that a lift here in the next moment is known to be one.
+    if (message.type === 'ban') {
+      if (limits.applyBan(message)) pollBans();
+    } else if (message.type === 'lift') {
       known.delete(message.key); // so that pollBans does not take it for a lift made here
       limits.lift(message.key, `fleet (${String(message.origin)})`);
     }
@@ -199,6 +201,7 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
           if (message.type === 'ban' && message.origin !== instance) limits.applyBan({ ...message, leftMs: left });
         }
       }
+      pollBans();
       for (const ban of limits.bans()) {
         if (ban.origin === 'local') publish({ type: 'ban', key: ban.key, detector: ban.detector, offences: ban.offences, leftMs: ban.leftMs, origin: instance });
       }

@@ -15,7 +15,9 @@
  *              (ClientLimits.applyBan), so the primary's accept check and the serving threads' check both
  *              enforce it, and logged once with the instance it came from. On every (re)connect the
  *              bridge SCANs proxyd:ban:* and applies what it finds, then re-publishes the bans it made
- *              itself (one made while the store was away reaches the fleet when it returns).
+ *              itself (one made while the store was away reaches the fleet when it returns). A lift
+ *              published while an instance was cut off from the store does not reach it: its copy of
+ *              the ban runs until it ends.
  *   rates      the serving threads count each request they allow (one Atomics.add on the key's
  *              fleetCount word). Every 200 ms the bridge takes those counts (zeroing them) and adds each
  *              key's to a GCRA kept in the store, in one Lua script per key run by the store itself
@@ -134,10 +136,8 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
 
   // Connecting retries for ever: never awaited here, so the proxy serves from the first moment.
   commands.connect().catch(noteError);
-  listener
-    .connect()
-    .then(() => listener.subscribe(BANS_CHANNEL, onMessage))
-    .catch(noteError);
+  listener.connect().catch(noteError);
+  let subscribed = false; // once subscribed, node-redis subscribes again by itself after a reconnect
 
   // ---- bans ---------------------------------------------------------------------------------------
   /** The bans last seen in the table: key → when it began (wall ms) and when it ends. */
@@ -193,6 +193,10 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
   /** On (re)connect: apply the fleet's bans in force, then publish ours (made while away, or before it came). */
   async function resync(): Promise<void> {
     try {
+      if (!subscribed) {
+        await listener.subscribe(BANS_CHANNEL, onMessage);
+        subscribed = true;
+      }
       for await (const batch of commands.scanIterator({ MATCH: `${BAN_KEY_PREFIX}*`, COUNT: 500 })) {
         for (const name of batch) {
           const [text, left] = await Promise.all([commands.get(name), commands.pTTL(name)]);

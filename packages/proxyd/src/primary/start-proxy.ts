@@ -134,10 +134,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     limits: new ClientLimits(shared, () => state.options),
     caps: new ClientCaps(),
   };
-  // --redis: bans and rate limits shared with the fleet (fleet-bridge.ts). Loaded only then (the redis
-  // client took 0.6–2 s to import on the loaded test machine: no proxy without --redis pays it), and the
-  // store is never awaited: one that is away must not hold the start-up; the local limits serve meanwhile.
-  const fleet = options.redis ? (await import('./fleet-bridge.ts')).startFleetBridge({ url: options.redis, instance: `${os.hostname()}:${listener.address.port}`, limits: state.limits, stats: shared.stats, log: shared.log, rate: () => state.limits.requestRate() }) : undefined;
+  // --redis: bans and rate limits shared with the fleet (fleet-bridge.ts). Loaded only then, and not
+  // awaited: importing the redis client took 0.4–2 s on the loaded test machine, and a store that is away
+  // must not hold the start-up either; the local limits serve meanwhile.
+  const redis = options.redis;
+  const fleet: Promise<FleetBridge | undefined> = redis
+    ? import('./fleet-bridge.ts').then(
+        (m) => m.startFleetBridge({ url: redis, instance: `${os.hostname()}:${listener.address.port}`, limits: state.limits, stats: shared.stats, log: shared.log, rate: () => state.limits.requestRate() }),
+        (err: unknown) => {
+          shared.log.write({ event: 'fleet-store-down', level: 'error', error: err instanceof Error ? err.message : String(err), message: 'the fleet bridge could not be loaded: limiting locally' });
+          return undefined;
+        },
+      )
+    : Promise.resolve(undefined);
   listener.open((socket) => acceptConnection(state, socket));
   phase = 'serving';
 
@@ -171,11 +180,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 }
 
 /** Shut down (shutdown.ts) with the agent saying "drain" throughout the grace period; then close the agent. */
-async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, agent: AgentCheck | undefined, fleet: FleetBridge | undefined, drain: () => void): Promise<{ closedAtDeadline: number }> {
+async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, agent: AgentCheck | undefined, fleet: Promise<FleetBridge | undefined>, drain: () => void): Promise<{ closedAtDeadline: number }> {
   drain();
   const result = await shutdown(state, server, logger, graceMs);
   await agent?.close();
-  await fleet?.close();
+  await (await fleet)?.close();
   return result;
 }
 

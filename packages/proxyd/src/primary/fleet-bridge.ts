@@ -134,9 +134,6 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
     }
   }
 
-  // Connecting retries for ever: never awaited here, so the proxy serves from the first moment.
-  commands.connect().catch(noteError);
-  listener.connect().catch(noteError);
   let subscribed = false; // once subscribed, node-redis subscribes again by itself after a reconnect
 
   // ---- bans ---------------------------------------------------------------------------------------
@@ -256,6 +253,9 @@ export function startFleetBridge(parts: FleetParts): FleetBridge {
       .finally(() => (syncing = false));
   }
 
+  // Connecting retries for ever: never awaited here, so the proxy serves from the first moment.
+  commands.connect().catch(noteError);
+  listener.connect().catch(noteError);
   const startTimer = setTimeout(() => judge(true), 2000); // still not up: say so
   startTimer.unref();
   const banTimer = setInterval(pollBans, BAN_POLL_MS);

@@ -72,7 +72,7 @@ t.test('two proxyd behind HAProxy share bans and rate limits through Redis', { s
   t.teardown(() => echo.close());
   const redis = await startRedis(t, await freePort());
   const [agentA, agentB, front] = [await freePort(), await freePort(), await freePort()];
-  const common = ['--workers', '1', '--proxy-protocol', 'on', '--proxy-protocol-from', '127.0.0.1/32', '--redis', redis.url, '--rate-limit', '10/s', '--rate-burst', '5', '--ban-bad-requests', '3', '--ban-exempt', 'none', '--connect-ports', '1-65535', '--log-level', 'info'];
+  const common = ['--workers', '1', '--proxy-protocol', 'on', '--proxy-protocol-from', '127.0.0.1/32', '--redis', redis.url, '--rate-limit', '10/s', '--rate-burst', '5', '--ban-bad-requests', '3', '--ban-exempt', 'none', '--connect-ports', '1-65535', '--log-level', 'info', '--cache', 'off', '--analytics', 'off']; // no SQLite files: a lighter start-up
   // One after the other: two start-ups at once on a busy 2-core machine can pass the helper's 20 s bound.
   const a = await startCliProxy(t, [...common, '--agent-check', `127.0.0.1:${agentA}`, '--max-clients', '10', '--shutdown-grace', '5s']);
   const b = await startCliProxy(t, [...common, '--agent-check', `127.0.0.1:${agentB}`]);

@@ -86,3 +86,40 @@ t.test('an exempt client is "over", never banned; --ban-time 0 bans nobody', asy
   const disabled = limitsWith({ banExempt: ['none'], banBadRequests: 0 });
   t.equal(disabled.limits.note(client('198.51.100.5'), 'bad-requests'), 'off', 'threshold 0: the detector is off');
 });
+
+t.test('--redis: a fleet ban is applied once and marked; allowed requests are counted for the fleet; a fleet verdict refuses', async (t) => {
+  const { limits, stats, drain } = limitsWith({ redis: 'redis://127.0.0.1:6379', rateLimit: 10, rateBurst: 3 });
+  const ban = { key: '198.51.100.7', detector: 'scan', offences: 2, leftMs: 5000, origin: 'other-host:3128' };
+  t.equal(limits.applyBan(ban), true, 'a ban from the fleet is applied');
+  t.equal(limits.applyBan({ ...ban, leftMs: 4800 }), false, 'the same ban again (a reconnect reload): nothing');
+  t.ok(limits.bannedFor('198.51.100.7') > 4900, 'enforced by the same check as a local ban');
+  t.match(limits.bans(), [{ key: '198.51.100.7', detector: 'scan', offences: 2, origin: 'fleet' }]);
+  const lines = drain().filter((r) => r.event === 'ban');
+  t.equal(lines.length, 1, 'logged once');
+  t.match(lines[0], { level: 'warn', client: '198.51.100.7', detector: 'scan', origin: 'other-host:3128', fleet: true });
+  t.equal(stats.get('fleetBansApplied'), 1);
+  t.equal(stats.get('bans'), 0, 'not counted as a ban made here');
+  t.equal(limits.applyBan({ ...ban, key: '127.0.0.1' }), false, 'a key this instance exempts (loopback, by default) is not banned');
+  t.equal(limits.applyBan({ ...ban, key: '198.51.100.10', leftMs: 1e12 }), true);
+  t.ok(limits.bannedFor('198.51.100.10') <= DEFAULTS.banTimeMaxMs, 'never longer than this instance\'s --ban-time-max');
+
+  const c = client('198.51.100.8');
+  t.same([limits.takeRequest(c), limits.takeRequest(c), limits.takeRequest(c)], [0, 0, 0], 'the burst of three');
+  t.ok(limits.takeRequest(c) > 0, 'the fourth waits (the local GCRA)');
+  t.same(limits.takeFleetCounts(), [{ key: '198.51.100.8', count: 3 }], 'three allowed requests to add to the store; the refused one is not counted');
+  t.same(limits.takeFleetCounts(), [], 'taken: zero again');
+  limits.limitFleet('198.51.100.8', 2000);
+  const d = client('198.51.100.8');
+  const wait = limits.takeRequest(d);
+  t.ok(wait > 1900 && wait <= 2000, `the fleet says over: refused for ${wait} ms`);
+  t.equal(stats.get('fleetRateLimited'), 1);
+});
+
+t.test('without --redis nothing is counted for a fleet', async (t) => {
+  const { limits } = limitsWith({ rateLimit: 10, rateBurst: 3 });
+  const c = client('198.51.100.9');
+  limits.takeRequest(c);
+  limits.takeRequest(c);
+  t.same(limits.takeFleetCounts(), []);
+  t.match(limits.bans(), []);
+});

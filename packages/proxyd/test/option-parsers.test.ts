@@ -10,6 +10,7 @@ import { OptionError } from '../src/config/option-error.ts';
 import { formatPortList, parsePortList } from '../src/config/port-list.ts';
 import { resolveOptions } from '../src/config/resolve-options.ts';
 import { parseWholeNumber } from '../src/config/whole-number.ts';
+import { parseRedisUrl, redactRedisUrl } from '../src/config/redis-url.ts';
 
 /** The OptionError `fn` throws (fails the test if it throws anything else, or nothing). */
 function optionError(t: Test, fn: () => unknown): OptionError | undefined {
@@ -189,6 +190,21 @@ t.test('durations and port lists at the option level: name, source and bad text 
   t.match(flagError(t, { 'connect-ports': 'none' }), { option: 'connect-ports', value: 'none' }, 'connect-ports has no "none"');
   t.same(parseFlags({ 'blocked-http-ports': 'none' }), { blockedHttpPorts: [] });
   t.same(parseConfigText('{"connect-ports": 8443}', 'f'), { connectPorts: [[8443, 8443]] }, 'a JSON number is one port');
+});
+
+t.test('--redis: redis:// or rediss:// with a host, "off", and a clear error otherwise; a password never shown', async (t) => {
+  t.same(parseRedisUrl('redis://10.0.0.7:6379'), { ok: true, value: 'redis://10.0.0.7:6379' });
+  t.same(parseRedisUrl('rediss://:secret@cache.example.internal:6379/2'), { ok: true, value: 'rediss://:secret@cache.example.internal:6379/2' }, 'TLS, a password, a database number');
+  t.same(parseRedisUrl('off'), { ok: true, value: undefined });
+  t.same(parseFlags({ redis: 'redis://127.0.0.1:6379' }), { redis: 'redis://127.0.0.1:6379' });
+  t.equal(flagError(t, { redis: 'http://10.0.0.7:6379' })?.message, '--redis must start with redis:// or rediss:// (TLS), got "http://…"');
+  t.match(flagError(t, { redis: '10.0.0.7:6379' }), { option: 'redis', problem: /redis:\/\/ or rediss:\/\// }, 'no scheme');
+  t.match(flagError(t, { redis: 'redis://' }), { option: 'redis', problem: /needs a host|redis:\/\/ or rediss:\/\// });
+  t.match(flagError(t, { redis: 'redis://h:6379/cache' }), { option: 'redis', problem: /database number/ });
+  t.match(configError(t, { redis: 'redis://user:hunter2@h:6379/x' }), { option: 'redis', source: 'config' });
+  t.notMatch(String(configError(t, { redis: 'ftp://user:hunter2@h' })?.message), /hunter2/, 'the error does not repeat the password');
+  t.equal(redactRedisUrl('rediss://default:hunter2@h:6379'), 'rediss://default:***@h:6379');
+  t.equal(redactRedisUrl('redis://h:6379'), 'redis://h:6379');
 });
 
 t.test('optional files and text: "" unsets a file, the host may not be empty, the realm loses quotes', async (t) => {

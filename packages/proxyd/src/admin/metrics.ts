@@ -68,6 +68,13 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   counter('proxyd_limiter_cas_retries_total', 'GCRA compare-and-swap retries: races lost on one key between threads', 'limiterCasRetries');
   labelled('proxyd_bans_total', 'Bans begun, by detector', 'detector', { scan: 'bansScan', 'auth-failures': 'bansAuthFailures', 'bad-requests': 'bansBadRequests', refusals: 'bansRefusals', errors: 'bansErrors' });
   gauge('proxyd_bans_active', 'Bans in force now', () => proxy.limits.bans().length);
+  if (proxy.options.redis) {
+    // --redis (primary/fleet-bridge.ts): only then, so that without it /metrics is as it was.
+    gauge('proxyd_fleet_store_up', 'The fleet store (--redis) is reachable: 1; 0 while limiting locally only', () => stats.get('fleetStoreUp'));
+    counter('proxyd_fleet_errors_total', 'Fleet store errors: failed commands and lost connections', 'fleetErrors');
+    labelled('proxyd_fleet_bans_total', 'Bans shared through the fleet store', 'direction', { published: 'fleetBansPublished', applied: 'fleetBansApplied' });
+    counter('proxyd_fleet_rate_limited_total', 'Requests answered 429 because the fleet total was over --rate-limit', 'fleetRateLimited');
+  }
   labelled('proxyd_cache_requests_total', 'Plain-HTTP requests by what the cache did (the tag in the log)', 'result', {
     hit: 'cacheHits',
     coalesced: 'cacheCoalesced',

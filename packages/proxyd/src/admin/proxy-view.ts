@@ -13,7 +13,7 @@ type SemaphoreReadings = Pick<SharedState['semaphore'], 'permits' | 'held' | 'fr
 type RingReadings = Pick<SharedState['ring'], 'capacity' | 'usedBytes' | 'written' | 'dropped' | 'contention'>;
 
 export interface ProxyView {
-  readonly options: Pick<ProxyOptions, 'admin' | 'authFile' | 'cache' | 'cacheMaxBytes' | 'parents'>;
+  readonly options: Pick<ProxyOptions, 'admin' | 'authFile' | 'cache' | 'cacheMaxBytes' | 'parents' | 'redis'>;
   readonly shared: {
     readonly semaphore: SemaphoreReadings;
     readonly ring: RingReadings;

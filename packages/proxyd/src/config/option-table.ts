@@ -24,6 +24,7 @@ import { retentionType } from './retention.ts';
 import { wholeNumberType } from './whole-number.ts';
 import { parentListType } from './parent-list.ts';
 import { domainToParentListType } from './domain-rules.ts';
+import { redisUrlType } from './redis-url.ts';
 
 export interface OptionDecl<F extends string = string, T = unknown> {
   /** The ProxyOptions field this option sets. */
@@ -133,6 +134,14 @@ export const OPTIONS = {
     helpDefault: 'off',
     live: false,
     help: 'answer HAProxy\'s agent check on host:port: "up N%" with N the share of free permits, "drain" once SIGTERM starts the grace period, "down" while starting',
+  }),
+  redis: option({
+    field: 'redis',
+    type: redisUrlType(),
+    default: undefined,
+    helpDefault: 'off',
+    live: false,
+    help: 'share bans and per-client rate limits with every proxyd using this Redis or Valkey (redis:// or rediss:// URL): a ban reaches the fleet within a second; the local limits stay the fast path and, while the store is unreachable, the fallback',
   }),
   // Parent proxies (upstream/): the list sizes the shared parent table, so changing it needs a restart;
   // how they are chosen, routed and marked down changes live.

@@ -6,6 +6,7 @@
  *   serving threads, per request:                      takeRequest() (--rate-limit) · takeUser()
  *   serving threads, on something suspicious:          note(detector) → counted / over / banned
  *   admin (through the primary's view):                bans() · lift() · hottest()
+ *   primary, with --redis (primary/fleet-bridge.ts):   applyBan() · takeFleetCounts() · limitFleet()
  *
  * A detector counts one kind of event per client in a sliding window (WindowCounter; the scan detector
  * counts distinct destinations, DistinctWindow). At its threshold the client is banned — unless it is in
@@ -16,6 +17,12 @@
  * nothing, so a ban is one log line however hard its client knocks. A repeat offender's ban doubles each
  * time (--ban-time × 2^offences, at most --ban-time-max); a client whose last ban ended more than
  * --ban-time-max ago starts again from --ban-time.
+ *
+ * With --redis the fleet joins in through the primary, never on the request path: takeRequest() also
+ * counts each allowed request in the key's fleetCount word (one Atomics.add) and refuses while the key's
+ * fleetUntil word is in the future (one load); the primary's fleet bridge drains the counts into the
+ * store and sets fleetUntil from the fleet's answer. A ban from another instance arrives through
+ * applyBan(), marked as the fleet's so that it is not published back.
  */
 import type net from 'node:net';
 import { Gcra, gcraRate, type GcraRate } from '@proxyd/sync/gcra';
@@ -25,7 +32,7 @@ import type { Stats } from '@proxyd/sync/stats';
 import { formatDuration } from '../config/duration.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import type { EventLog } from '../memory/event-log.ts';
-import { BAN_BIG, BAN_INT, CLIENT_WORD, type LimitTables } from '../memory/limit-tables.ts';
+import { BAN_BIG, BAN_INT, BAN_ORIGIN, CLIENT_WORD, type LimitTables } from '../memory/limit-tables.ts';
 import type { StatName } from '../memory/stats-names.ts';
 import { inList, rule } from '../policy/address-rules.ts';
 import { userKey } from './client-key.ts';
@@ -61,6 +68,14 @@ export interface BanInfo {
   since: number;
   until: number;
   leftMs: number;
+  /** Made by this instance, or applied from the fleet store (--redis). */
+  origin: 'local' | 'fleet';
+}
+
+/** Requests a key was allowed here since the last takeFleetCounts() (--redis). */
+export interface FleetCount {
+  key: string;
+  count: number;
 }
 
 export interface HotKey {
@@ -92,6 +107,8 @@ interface Derived {
   exempt: net.BlockList;
   banTimeNs: bigint;
   banTimeMaxNs: bigint;
+  /** --redis is set: count allowed requests for the fleet and honour fleetUntil. */
+  fleet: boolean;
 }
 
 export class ClientLimits {
@@ -103,6 +120,8 @@ export class ClientLimits {
   readonly #windows: WindowCounter;
   readonly #distinct: DistinctWindow;
   readonly #bigWords: number;
+  /** The clients' words as Int32 halves: the fleet scan reads a count without a BigInt per slot. */
+  readonly #halves: Int32Array;
   #derived: Derived | undefined;
 
   constructor(shared: { limits: LimitTables; stats: Stats<StatName>; log: EventLog }, options: () => ProxyOptions) {
@@ -115,23 +134,28 @@ export class ClientLimits {
     this.#windows = new WindowCounter(clients.big);
     this.#distinct = new DistinctWindow(clients.big);
     this.#bigWords = clients.bigWords;
+    this.#halves = new Int32Array(clients.big.buffer, clients.big.byteOffset, clients.big.length * 2);
   }
 
   /** A request from `client`: 0 if it may go on, else the milliseconds until it may (Retry-After). */
   takeRequest(client: LimitedClient): number {
-    const rate = this.#derive().request;
+    const d = this.#derive();
+    const rate = d.request;
     if (rate === undefined) return 0;
     const now = nowNs();
-    return this.#take(this.#slotOf(client, now) * this.#bigWords + CLIENT_WORD.requestTat, now, rate, 'rateLimited');
+    const base = this.#slotOf(client, now) * this.#bigWords;
+    return d.fleet ? this.#takeFleet(base, now, rate) : this.#take(base + CLIENT_WORD.requestTat, now, rate, 'rateLimited');
   }
 
   /** The same for an authenticated user's own key ("user:NAME"), beside its address's. */
   takeUser(user: string): number {
-    const rate = this.#derive().request;
+    const d = this.#derive();
+    const rate = d.request;
     if (rate === undefined) return 0;
     const now = nowNs();
     const key = userKey(user);
-    return this.#take(this.#tables.clients.find(key, KeyTable.hash(key), now) * this.#bigWords + CLIENT_WORD.requestTat, now, rate, 'rateLimited');
+    const base = this.#tables.clients.find(key, KeyTable.hash(key), now) * this.#bigWords;
+    return d.fleet ? this.#takeFleet(base, now, rate) : this.#take(base + CLIENT_WORD.requestTat, now, rate, 'rateLimited');
   }
 
   /** A new connection from `key` (the primary, at accept): 0, or the milliseconds until one may come. */
@@ -198,6 +222,7 @@ export class ClientLimits {
         since: Math.round(wallMs(Atomics.load(bans.big, at + BAN_BIG.since), now)),
         until: Math.round(wallMs(until, now)),
         leftMs: Math.ceil(Number(until - now) / 1e6),
+        origin: Atomics.load(bans.int, slot * bans.intWords + BAN_INT.origin) === BAN_ORIGIN.fleet ? 'fleet' : 'local',
       });
     }
     return out.sort((a, b) => b.leftMs - a.leftMs);
@@ -260,6 +285,100 @@ export class ClientLimits {
     }));
   }
 
+  /**
+   * A ban another instance made (--redis: from the fleet store), for `leftMs` more: written into the ban
+   * table so that the primary's accept check and the serving threads' check both enforce it, marked as
+   * the fleet's (the bridge does not publish it back), and logged once as a ban line naming its origin.
+   * False when a ban in force already ends as late, give or take a second (the same ban seen again: on
+   * a reconnect's reload, or one this instance made itself), or when this instance's own rules say no:
+   * --ban-time 0, or the key is in its --ban-exempt. A ban is never longer than its --ban-time-max.
+   */
+  applyBan(ban: { key: string; detector: string; offences: number; leftMs: number; origin: string }): boolean {
+    const d = this.#derive();
+    if (!(ban.leftMs > 0) || d.banTimeNs === 0n || inList(d.exempt, ban.key)) return false;
+    const { bans } = this.#tables;
+    const now = nowNs();
+    const leftNs = BigInt(Math.ceil(ban.leftMs)) * 1_000_000n;
+    const next = now + (leftNs < d.banTimeMaxNs ? leftNs : d.banTimeMaxNs);
+    const slot = bans.find(ban.key, KeyTable.hash(ban.key), now);
+    const at = slot * bans.bigWords;
+    const words = slot * bans.intWords;
+    for (;;) {
+      const until = Atomics.load(bans.big, at + BAN_BIG.until);
+      if (until >= next - 1_000_000_000n) return false;
+      if (Atomics.compareExchange(bans.big, at + BAN_BIG.until, until, next) !== until) continue;
+      const detector = DETECTOR_NAMES.indexOf(ban.detector as Detector);
+      Atomics.store(bans.big, at + BAN_BIG.since, now);
+      Atomics.store(bans.int, words + BAN_INT.offences, Math.max(1, Math.floor(ban.offences) || 1));
+      Atomics.store(bans.int, words + BAN_INT.detector, detector);
+      Atomics.store(bans.int, words + BAN_INT.origin, BAN_ORIGIN.fleet);
+      bans.touch(slot, next);
+      this.#stats.add('fleetBansApplied');
+      // The ban line's shape (fail2ban's filter reads "event":"ban","client":…), with where it came from.
+      this.#log.write({
+        event: 'ban',
+        level: 'warn',
+        client: ban.key,
+        key: ban.key,
+        detector: detector >= 0 ? ban.detector : 'unknown',
+        banTime: formatDuration(Math.max(1000, Math.round(Number(next - now) / 1e9) * 1000)), // what is left, to the second
+        offence: Math.max(1, Math.floor(ban.offences) || 1),
+        until: new Date(Date.now() + Number(next - now) / 1e6).toISOString(),
+        origin: ban.origin,
+        fleet: true,
+      });
+      return true;
+    }
+  }
+
+  /**
+   * The requests each key was allowed since the last call, each count taken and zeroed in one exchange
+   * (a request counted meanwhile lands in the next call): what the fleet bridge adds to the store. A scan
+   * of the clients table that reads each slot's count as two Int32 halves (a BigInt load allocates:
+   * measured on the shared 2-core machine, 65,536 slots took 7–19 ms that way and 1.5 ms at best either
+   * way under load; the halves keep it to plain loads). A half read while a worker adds may be stale:
+   * that count is then taken on the next round.
+   */
+  takeFleetCounts(): FleetCount[] {
+    const { clients } = this.#tables;
+    const halves = this.#halves;
+    const out: FleetCount[] = [];
+    for (let slot = 0; slot < clients.slots; slot++) {
+      const index = slot * this.#bigWords + CLIENT_WORD.fleetCount;
+      if ((Atomics.load(halves, 2 * index) | Atomics.load(halves, 2 * index + 1)) === 0) continue;
+      const count = Number(Atomics.exchange(clients.big, index, 0n));
+      if (count > 0) out.push({ key: clients.keyAt(slot), count });
+    }
+    return out;
+  }
+
+  /** The request rate in force (--rate-limit, --rate-burst), or undefined when off. */
+  requestRate(): GcraRate | undefined {
+    return this.#derive().request;
+  }
+
+  /** The fleet store says `key` is over the rate limit for `ms` more: refuse it here until then. */
+  limitFleet(key: string, ms: number): void {
+    const { clients } = this.#tables;
+    const slot = clients.peek(KeyTable.hash(key));
+    if (slot < 0) return;
+    Atomics.store(clients.big, slot * this.#bigWords + CLIENT_WORD.fleetUntil, nowNs() + BigInt(Math.ceil(ms)) * 1_000_000n);
+  }
+
+  /** takeRequest with --redis: the fleet's verdict first (one load), then the local GCRA; an allowed request is counted for the fleet. */
+  #takeFleet(base: number, now: bigint, rate: GcraRate): number {
+    const big = this.#tables.clients.big;
+    const until = Atomics.load(big, base + CLIENT_WORD.fleetUntil);
+    if (until > now) {
+      this.#stats.add('rateLimited');
+      this.#stats.add('fleetRateLimited');
+      return Math.ceil(Number(until - now) / 1e6);
+    }
+    const wait = this.#take(base + CLIENT_WORD.requestTat, now, rate, 'rateLimited');
+    if (wait === 0) Atomics.add(big, base + CLIENT_WORD.fleetCount, 1n);
+    return wait;
+  }
+
   #take(index: number, now: bigint, rate: GcraRate, refusedStat: StatName): number {
     const wait = this.#gcra.take(index, now, rate);
     if (this.#gcra.retries !== 0) {
@@ -300,6 +419,7 @@ export class ClientLimits {
       Atomics.store(bans.big, at + BAN_BIG.since, now);
       Atomics.store(bans.int, words + BAN_INT.offences, offences + 1);
       Atomics.store(bans.int, words + BAN_INT.detector, DETECTOR_NAMES.indexOf(detector));
+      Atomics.store(bans.int, words + BAN_INT.origin, BAN_ORIGIN.local);
       bans.touch(slot, now + duration); // the ban that ends first is the one a full table recycles
       this.#stats.add('bans');
       this.#stats.add(DETECTORS[detector].stat);
@@ -333,6 +453,7 @@ export class ClientLimits {
       exempt: rule('ban-exempt', options.banExempt.filter((c) => c.toLowerCase() !== 'none')).list,
       banTimeNs: BigInt(options.banTimeMs) * 1_000_000n,
       banTimeMaxNs: BigInt(Math.max(options.banTimeMaxMs, options.banTimeMs)) * 1_000_000n,
+      fleet: options.redis !== undefined,
     };
     return this.#derived;
   }

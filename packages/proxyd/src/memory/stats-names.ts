@@ -8,6 +8,7 @@ export const STAT_NAMES = [
   'logLevel', // least severe level written (0 error … 3 debug): events below it are not even encoded
   'cacheEntries', // objects in the shared cache
   'cacheBytes', // body bytes in the shared cache (the size cap is checked against this)
+  'fleetStoreUp', // --redis: 1 while the fleet store is reachable, 0 while limiting locally only
   // counters
   'accepted', // TCP connections accepted
   'clientsDenied', // refused: address outside --allow-client (at accept; behind a balancer, after the PROXY header)
@@ -36,6 +37,10 @@ export const STAT_NAMES = [
   'bansBadRequests',
   'bansRefusals',
   'bansErrors',
+  'fleetBansPublished', // --redis: bans made here and sent to the fleet store
+  'fleetBansApplied', // --redis: bans from other instances applied here
+  'fleetRateLimited', // --redis: requests answered 429 because the fleet's total was over --rate-limit
+  'fleetErrors', // --redis: failed store commands and lost connections
   'bytesUp', // client → upstream
   'bytesDown', // upstream → client
   // the cache: one tag per plain-HTTP request (cache-status.ts)

@@ -9,6 +9,7 @@
  * own: listener.ts, accept.ts (+ admission.ts), hand-over.ts, reload.ts, shutdown.ts.
  */
 import type net from 'node:net';
+import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { BroadcastChannel } from 'node:worker_threads';
 import { formatDuration } from '../config/duration.ts';
@@ -25,6 +26,8 @@ import type { Users } from '../policy/htpasswd.ts';
 import { ClientLimits } from '../limits/client-limits.ts';
 import { acceptConnection } from './accept.ts';
 import { ClientCaps } from './client-caps.ts';
+import type { FleetBridge } from './fleet-bridge.ts';
+import { redactRedisUrl } from '../config/redis-url.ts';
 import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
@@ -131,6 +134,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     limits: new ClientLimits(shared, () => state.options),
     caps: new ClientCaps(),
   };
+  // --redis: bans and rate limits shared with the fleet (fleet-bridge.ts). Loaded only then, and not
+  // awaited: importing the redis client took 0.4–2 s on the loaded test machine, and a store that is away
+  // must not hold the start-up either; the local limits serve meanwhile.
+  const redis = options.redis;
+  const fleet: Promise<FleetBridge | undefined> = redis
+    ? import('./fleet-bridge.ts').then(
+        (m) => m.startFleetBridge({ url: redis, instance: `${os.hostname()}:${listener.address.port}`, limits: state.limits, stats: shared.stats, log: shared.log, rate: () => state.limits.requestRate() }),
+        (err: unknown) => {
+          shared.log.write({ event: 'fleet-store-down', level: 'error', error: err instanceof Error ? err.message : String(err), message: 'the fleet bridge could not be loaded: limiting locally' });
+          return undefined;
+        },
+      )
+    : Promise.resolve(undefined);
   listener.open((socket) => acceptConnection(state, socket));
   phase = 'serving';
 
@@ -159,15 +175,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     accessWarning: warning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
-    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, () => (phase = 'draining')).finally(() => cache.location?.dispose())),
+    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, fleet, () => (phase = 'draining')).finally(() => cache.location?.dispose())),
   };
 }
 
 /** Shut down (shutdown.ts) with the agent saying "drain" throughout the grace period; then close the agent. */
-async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, agent: AgentCheck | undefined, drain: () => void): Promise<{ closedAtDeadline: number }> {
+async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, agent: AgentCheck | undefined, fleet: Promise<FleetBridge | undefined>, drain: () => void): Promise<{ closedAtDeadline: number }> {
   drain();
   const result = await shutdown(state, server, logger, graceMs);
   await agent?.close();
+  await (await fleet)?.close();
   return result;
 }
 
@@ -192,6 +209,7 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     node: process.versions.node,
     pid: process.pid,
     agentCheck: run.agent ? `${run.agent.address}:${run.agent.port}` : 'off',
+    redis: options.redis ? redactRedisUrl(options.redis) : 'off',
   });
 }
 

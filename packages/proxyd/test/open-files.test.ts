@@ -16,13 +16,22 @@ t.test('the limit is read from /proc/<pid>/limits; the budget is arithmetic on h
   t.equal(parseOpenFileLimit(limits), 1024, 'the soft limit');
   t.equal(parseOpenFileLimit(limits.replace('1024 ', 'unlimited ')), undefined, 'unlimited: no budget');
   t.equal(parseOpenFileLimit(''), undefined, 'not there (not Linux): no budget');
-  const budget = new FdBudget(1000, 36); // reserve 36 + 64 + 10 = 110: 890 descriptors for clients
+  const budget = new FdBudget(1000, 36, () => 0); // reserve 36 + 64 + 10 = 110: 890 descriptors for clients (a kernel that does not count)
   t.equal(budget.reserve, 110);
   t.equal(budget.clients, 445);
   t.ok(budget.hasRoom(444, 0), 'one more client (two descriptors) fits beside 444');
   t.notOk(budget.hasRoom(445, 0), 'not beside 445');
   t.notOk(budget.hasRoom(400, 89), 'a waiting client counts one descriptor');
   t.equal(FdBudget.needed(512, 1024), 2048, 'every permit held (2 each) and a full queue (1 each)');
+  // The kernel's count corrects the estimate: 300 upstream connections more than the clients account for.
+  let kernel = 36 + 2 * 100 + 300;
+  const counted = new FdBudget(1000, 36, () => kernel);
+  t.equal(counted.inUse(100, 0), 500, '2 × 100 estimated, 300 more seen by the kernel');
+  t.ok(counted.hasRoom(294, 0), 'until the next reading (100 ms) the correction stays: 588 + 300 + 2 fit in 890');
+  t.notOk(counted.hasRoom(295, 0), '590 + 300 + 2 do not');
+  kernel = 36 + 2 * 100;
+  await new Promise((r) => setTimeout(r, 120));
+  t.equal(counted.inUse(100, 0), 200, 'read again after 100 ms: nothing unseen any more');
   const unknown = new FdBudget(undefined, 36);
   t.ok(unknown.hasRoom(100_000, 100_000), 'no known limit: never refuses');
 });

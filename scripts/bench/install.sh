@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # What the proxy benchmark needs from Debian: wrk (load), nginx-light (origin), squid and tinyproxy (peers).
+# proxy-chain comes from npm at run time, `proxy` (npm) from the workspace's devDependencies; the fixed-rate
+# latency client is scripts/bench/load.ts's own (open loop), not hey (each hey worker waits for an answer
+# before its next request, so a slow answer delays the requests behind it instead of counting against it).
 set -euo pipefail
 need=()
 for cmd in wrk nginx squid tinyproxy; do command -v "$cmd" >/dev/null || need+=("$cmd"); done

@@ -133,3 +133,68 @@ export async function idleTunnels(proxyPort: number, originPort: number, count: 
   }
   return sockets;
 }
+
+export interface FixedRateResult {
+  /** Requests scheduled (rate × seconds) and answered 2xx. */
+  sent: number;
+  ok: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/**
+ * Open-loop load at a fixed rate: request i is due at start + i / rate, whatever happened to the ones
+ * before it, over `connections` keep-alive connections (an undici Pool, one request at a time on each).
+ * Latency is measured from the time a request was DUE, not from when a connection was free to send it:
+ * a request that waits because the proxy is slow counts that wait (no coordinated omission, unlike a
+ * closed-loop client such as wrk, or hey, whose workers send only after the previous answer). The
+ * generator's own lateness is in the number too; the "direct" row shows how much that is.
+ * Through `proxyPort` when given (absolute-form request targets), else to the origin itself.
+ */
+export async function fixedRate(opts: { url: string; proxyPort?: number; rate: number; connections: number; seconds: number }): Promise<FixedRateResult> {
+  const { Pool } = await import('undici');
+  const u = new URL(opts.url);
+  const pool = new Pool(opts.proxyPort ? `http://127.0.0.1:${opts.proxyPort}` : u.origin, { connections: opts.connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const path = opts.proxyPort ? opts.url : `${u.pathname}${u.search}`;
+  const total = Math.round(opts.rate * opts.seconds);
+  const latencies = new Float64Array(total);
+  let ok = 0;
+  let errors = 0;
+  let settled = 0;
+  let allSettled!: () => void;
+  const done = new Promise<void>((r) => (allSettled = r));
+  const send = (due: number): void => {
+    pool
+      .request({ method: 'GET', path, headers: { host: u.host } })
+      .then(async (res) => {
+        await res.body.dump({ limit: Infinity });
+        if (res.statusCode >= 200 && res.statusCode < 300) latencies[ok++] = performance.now() - due;
+        else errors++;
+      })
+      .catch(() => errors++)
+      .finally(() => {
+        if (++settled === total) allSettled();
+      });
+  };
+  const start = performance.now() + 20;
+  let next = 0;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const now = performance.now();
+      while (next < total && start + (next * 1000) / opts.rate <= now) send(start + (next++ * 1000) / opts.rate);
+      if (next < total) setTimeout(tick, 1);
+      else resolve();
+    };
+    setTimeout(tick, 20);
+  });
+  const timeout = setTimeout(allSettled, 30_000); // bounded: a proxy that stops answering ends the run
+  await done;
+  clearTimeout(timeout);
+  await pool.destroy();
+  const sorted = latencies.slice(0, ok).sort();
+  const at = (q: number): number => (ok ? sorted[Math.min(ok - 1, Math.floor(q * ok))]! : NaN);
+  if (errors + (total - settled) > total * 0.01) throw new Error(`fixed rate: ${errors} errors, ${total - settled} unanswered of ${total} requests through ${opts.proxyPort ?? 'direct'} — not a valid measurement`);
+  return { sent: total, ok, errors, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ok ? sorted[ok - 1]! : NaN };
+}

@@ -167,10 +167,12 @@ function printBanner({ proxy, admin }: Running): void {
     `proxyd listening on ${proxyUrl} — ${serving}, ${options.maxClients} clients at once, ${options.maxWaiting} may wait; log: ${options.logFile}\n` +
       `who may use it: ${proxy.access}\n` +
       `where it may go: ${proxy.destinations}\n` +
+      `open files: ${proxy.openFiles}\n` +
       (admin ? `dashboard and metrics: http://${urlHost(admin.address)}:${admin.address.port}/\n` : '') +
       `try: curl --proxy ${proxyUrl}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
   );
   if (proxy.accessWarning) process.stderr.write(`proxyd: warning: ${proxy.accessWarning}\n`);
+  if (proxy.openFilesWarning) process.stderr.write(`proxyd: warning: ${proxy.openFilesWarning}\n`);
 }
 
 /** SIGTERM/SIGINT: drain once; a second signal during the drain changes nothing. */

@@ -9,6 +9,7 @@ export const STAT_NAMES = [
   'cacheEntries', // objects in the shared cache
   'cacheBytes', // body bytes in the shared cache (the size cap is checked against this)
   'fleetStoreUp', // --redis: 1 while the fleet store is reachable, 0 while limiting locally only
+  'openFileLimit', // the process's open-file limit read at start (0: not known, no budget; primary/fd-budget.ts)
   // counters
   'accepted', // TCP connections accepted
   'clientsDenied', // refused: address outside --allow-client (at accept; behind a balancer, after the PROXY header)
@@ -30,6 +31,7 @@ export const STAT_NAMES = [
   'connRateRefused', // connections refused at accept: over --conn-rate
   'connCapRefused', // connections refused at accept: --max-conns-per-client open already
   'bannedRefused', // connections from a banned client, closed at accept
+  'fdBudgetRefused', // connections refused at accept (503): the open-file limit had no room for them
   'limiterCasRetries', // GCRA compare-and-swap retries (lost races on one key)
   'bans', // bans begun
   'bansScan', // … by detector

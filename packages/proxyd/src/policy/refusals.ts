@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http';
 export const REFUSALS = {
   QUEUE_FULL: { status: 503, reason: 'the proxy is at capacity and its waiting queue is full; retry shortly' },
   QUEUE_TIMEOUT: { status: 503, reason: 'the proxy is at capacity and no slot freed up in time; retry shortly' },
+  OPEN_FILES: { status: 503, reason: 'the proxy is at its open-file limit and cannot take another connection; retry shortly' },
   BLOCKED_DOMAIN: { status: 403, reason: 'this destination is on the proxy blocklist' },
   BLOCKED_PORT: { status: 403, reason: 'the proxy does not connect to this port' },
   FORBIDDEN_DESTINATION: { status: 403, reason: 'the proxy does not connect to this address' },

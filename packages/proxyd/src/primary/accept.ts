@@ -6,9 +6,11 @@
 // With --proxy-protocol on, the peers are load balancers: anyone else is refused here, and the client
 // ACL and bans wait for the PROXY header, which the serving thread reads (the per-client connection
 // limits do not apply: here every connection is the balancer's).
+// A client for whom the open-file limit has no room left is refused 503 here too (fd-guard.ts).
 import type net from 'node:net';
 import { clientKey } from '../limits/client-key.ts';
 import { admit } from './admission.ts';
+import { passFdBudget } from './fd-guard.ts';
 import { handOver } from './hand-over.ts';
 import type { AcceptedConnection, PrimaryState } from './primary-state.ts';
 import { refuseAtAccept } from './refuse-raw.ts';
@@ -39,6 +41,7 @@ export function acceptConnection(state: PrimaryState, socket: net.Socket): void 
     log.write({ event: 'client-denied', level: 'warn', conn: conn.id, client: conn.client, why: 'address outside --allow-client' });
     return void socket.destroy();
   }
+  if (!passFdBudget(state, socket, conn)) return;
   if (!state.balancers && !passLimits(state, socket, conn)) return;
   log.write({ event: 'accepted', level: 'debug', conn: conn.id, client: conn.client });
   state.queued.add(socket);

@@ -9,6 +9,7 @@ import type { ClientAcl } from '../policy/client-acl.ts';
 import type { Users } from '../policy/htpasswd.ts';
 import type { ClientLimits } from '../limits/client-limits.ts';
 import type { ClientCaps } from './client-caps.ts';
+import type { FdBudget } from './fd-budget.ts';
 import type { Serving } from './serving.ts';
 import type { WaitHistogram } from './wait-histogram.ts';
 
@@ -42,6 +43,8 @@ export interface PrimaryState {
   readonly limits: ClientLimits;
   /** Open connections per client key, for --max-conns-per-client (this thread's alone). */
   readonly caps: ClientCaps;
+  /** The open-file budget: refuse at accept before the process runs out of descriptors. */
+  readonly fdBudget: FdBudget;
 }
 
 /** One accepted client connection, as the primary names it in the log. */

@@ -28,6 +28,7 @@ import { acceptConnection } from './accept.ts';
 import { ClientCaps } from './client-caps.ts';
 import type { FleetBridge } from './fleet-bridge.ts';
 import { redactRedisUrl } from '../config/redis-url.ts';
+import { countOpenDescriptors, FdBudget, readOpenFileLimit } from './fd-budget.ts';
 import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
 import { accessWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
@@ -64,6 +65,10 @@ export interface RunningProxy {
   destinations: string;
   /** Set when the proxy listens on a public address yet only local clients may use it. */
   accessWarning: string | undefined;
+  /** The open-file limit and how many clients fit in it, in words (for the start-up banner). */
+  openFiles: string;
+  /** Set when --max-clients and --max-waiting need more descriptors than the open-file limit leaves. */
+  openFilesWarning: string | undefined;
   /**
    * Apply new options (from a re-read config file; default: the running ones) and re-read the
    * blocklist and auth file. What can change live does, for new requests; what cannot is logged as
@@ -117,6 +122,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   }
   const policy = new BroadcastChannel(POLICY_CHANNEL);
   policy.unref();
+  // Counted once the threads, listeners, log and cache files are open: what the proxy holds before any client.
+  const fdBudget = new FdBudget(readOpenFileLimit(), countOpenDescriptors() ?? 0);
+  shared.stats.set('openFileLimit', fdBudget.limit ?? 0);
 
   const state: PrimaryState = {
     shared,
@@ -133,6 +141,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     lastConnectionId: 0,
     limits: new ClientLimits(shared, () => state.options),
     caps: new ClientCaps(),
+    fdBudget,
   };
   // --redis: bans and rate limits shared with the fleet (fleet-bridge.ts). Loaded only then, and not
   // awaited: importing the redis client took 0.4–2 s on the loaded test machine, and a store that is away
@@ -152,8 +161,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const access = state.acl.describe();
   const warning = accessWarning(options.host, state.acl);
-  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address, cache: describeCache(options, cache.location) });
+  const openFiles = describeOpenFiles(fdBudget);
+  const openFilesWarning = openFilesShortfall(fdBudget, options);
+  logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address, cache: describeCache(options, cache.location), openFiles });
   if (warning) shared.log.write({ event: 'access-warning', level: 'warn', message: warning });
+  if (openFilesWarning) shared.log.write({ event: 'open-files-warning', level: 'warn', limit: fdBudget.limit, message: openFilesWarning });
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
   return {
@@ -173,6 +185,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     access,
     destinations: describeDestinations(options),
     accessWarning: warning,
+    openFiles,
+    openFilesWarning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
     close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, fleet, () => (phase = 'draining')).finally(() => cache.location?.dispose())),
@@ -189,7 +203,7 @@ async function closeProxy(state: PrimaryState, server: net.Server, logger: Param
 }
 
 /** The 'started' record: what this proxy runs with, in one line of the log. */
-function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number; agent: net.AddressInfo | undefined; cache: string }): void {
+function logStarted(state: PrimaryState, address: net.AddressInfo, run: { threads: number; access: string; tls: boolean; blocklistDomains: number; agent: net.AddressInfo | undefined; cache: string; openFiles: string }): void {
   const { options, users } = state;
   state.shared.log.write({
     event: 'started',
@@ -206,6 +220,7 @@ function logStarted(state: PrimaryState, address: net.AddressInfo, run: { thread
     auth: users ? `${options.authFile} (${plural(users.size, 'user')})` : 'off',
     blocklist: options.blocklistFile ? `${options.blocklistFile} (${plural(run.blocklistDomains, 'domain')})` : 'none',
     cache: run.cache,
+    openFiles: run.openFiles,
     node: process.versions.node,
     pid: process.pid,
     agentCheck: run.agent ? `${run.agent.address}:${run.agent.port}` : 'off',
@@ -219,4 +234,22 @@ function describeCache(options: ProxyOptions, location: { mode: string; file: st
   if (!location) return 'off (its file could not be used: see the cache-error record)';
   const held = location.mode === 'disk' ? `, ${plural(location.entries, 'entry', 'entries')} kept` : '';
   return `${location.mode} ${formatByteSize(options.cacheMaxBytes)} (objects up to ${formatByteSize(options.cacheMaxObjectBytes)}) in ${location.file}${held}`;
+}
+
+/** The open-file limit in words: how many clients fit, two descriptors each. */
+function describeOpenFiles(budget: FdBudget): string {
+  if (budget.limit === undefined) return 'limit not known (no /proc/self/limits, or unlimited): no budget kept';
+  return `limit ${budget.limit.toLocaleString('en-US')}: room for ${budget.clients.toLocaleString('en-US')} clients at 2 descriptors each (${budget.reserve} kept for the proxy)`;
+}
+
+/** The warning when every permit held plus a full queue would not fit under the open-file limit. */
+function openFilesShortfall(budget: FdBudget, options: ProxyOptions): string | undefined {
+  const needed = FdBudget.needed(options.maxClients, options.maxWaiting);
+  if (budget.limit === undefined || needed <= budget.budget) return undefined;
+  const want = needed + budget.reserve;
+  return (
+    `--max-clients ${options.maxClients} and --max-waiting ${options.maxWaiting} need up to ${want.toLocaleString('en-US')} open files, but the limit is ${budget.limit.toLocaleString('en-US')}: ` +
+    `past about ${budget.clients.toLocaleString('en-US')} clients new ones are refused 503 at accept. ` +
+    `Raise it with \`ulimit -n ${want}\` in the shell that starts proxyd (Node.js raises its soft limit to the hard one: the hard limit is the one that counts) or LimitNOFILE= in a systemd unit (the shipped unit sets 65536), or lower --max-clients`
+  );
 }

@@ -144,8 +144,10 @@ export interface CliProxy {
  * Run the real `proxyd` command; resolves once it says where it listens — on stdout, or with
  * `stdoutToDevNull` (stdout is /dev/null, as under StandardOutput=null) in its log file. Its stdout
  * goes to a file (`stdoutFile`), not to the test's output; when `t` fails, its tail and stderr are shown.
+ * `wrap`: a command that runs node (e.g. ['prlimit', '--nofile=200:200', '--']); it must exec it, so that
+ * the child's pid is proxyd's.
  */
-export async function startCliProxy(t: Test, args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true, stdoutToDevNull = false } = {}): Promise<CliProxy> {
+export async function startCliProxy(t: Test, args: string[], env: NodeJS.ProcessEnv = {}, { allowLoopback = true, stdoutToDevNull = false, wrap = [] as string[] } = {}): Promise<CliProxy> {
   const dir = tempDir();
   const logFile = join(dir, 'proxy.log');
   const stdoutFile = join(dir, 'stdout.txt');
@@ -156,7 +158,8 @@ export async function startCliProxy(t: Test, args: string[], env: NodeJS.Process
   const out = openSync(stdoutToDevNull ? '/dev/null' : stdoutFile, 'a');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   delete childEnv.PROXYD_TEST_STDOUT_FILE; // an in-process proxy's, if one is starting right now
-  const child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...admin, ...loopback, ...args], {
+  const command = [...wrap, process.execPath];
+  const child = spawn(command[0]!, [...command.slice(1), BIN, '--host', '127.0.0.1', '--port', '0', '--log-file', logFile, ...admin, ...loopback, ...args], {
     env: childEnv,
     stdio: ['ignore', out, 'pipe'],
   });

@@ -56,6 +56,47 @@ t.test('a flood from one client gets 429s with Retry-After while another client 
   t.ok(proxy.shared.stats.get('rateLimited') >= hit.limited, 'Stats counts the limited requests');
 });
 
+t.test('a client that keeps sending after its 429s is banned: its keep-alive connections close, new ones are refused at accept', async (t) => {
+  const proxy = await startTestProxy(t, { ...EXEMPT, rateLimit: 10, rateBurst: 10, banRateLimited: 30, workers: 2, logLevel: 'info' });
+  t.teardown(() => proxy.close(500));
+  const url = origin.url('/hello');
+  // Four keep-alive connections from 127.0.0.4, as fast as they go, bounded at 400 requests in all.
+  const flooder = agentFrom('127.0.0.4', 4);
+  t.teardown(() => flooder.destroy());
+  const got = { ok: 0, limited: 0, closedAfter: 0, failed: 0 };
+  let sent = 0;
+  async function lane(): Promise<void> {
+    while (sent < 400) {
+      sent++;
+      try {
+        const a = await getVia(proxy.address.port, url, flooder);
+        if (a.status === 200) got.ok++;
+        else if (a.status === 429) {
+          got.limited++;
+          if (a.headers.connection === 'close') got.closedAfter++;
+        }
+      } catch {
+        got.failed++; // closed at accept once banned
+        if (got.failed >= 20) return;
+      }
+    }
+  }
+  const started = performance.now();
+  await Promise.all([lane(), lane(), lane(), lane()]);
+  const allowedMax = 10 + Math.ceil(((performance.now() - started) / 1000) * 10) + 1;
+  t.ok(got.ok >= 10 && got.ok <= allowedMax, `the burst was served (${got.ok} × 200; burst 10 + 10/s: at most ${allowedMax})`);
+  t.ok(got.limited >= 30, `then 429s (${got.limited}) until the 30th in the window banned it`);
+  t.ok(got.closedAfter >= 1, `answers after the ban say Connection: close (${got.closedAfter})`);
+  t.ok(got.failed >= 1, `its new connections are closed at accept (${got.failed} failed)`);
+  await eventually(() => bans(proxy).length === 1, 'the ban is logged');
+  t.match(bans(proxy), [{ client: '127.0.0.4', detector: 'rate-limited', threshold: 30 }], 'one ban line, by the rate-limited detector');
+  t.equal(proxy.shared.stats.get('bansRateLimited'), 1, 'counted once');
+  t.equal((await exchange(proxy.address.port, `GET ${url} HTTP/1.1\r\nHost: x\r\n\r\n`, 3000, '127.0.0.4')).text, '', 'a new connection from it is closed at accept');
+  const other = agentFrom('127.0.0.5', 1);
+  t.teardown(() => other.destroy());
+  t.equal((await getVia(proxy.address.port, url, other)).status, 200, 'another client is served');
+});
+
 t.test('the limit is per process, not per thread: 4 workers admit what 1 worker admits', async (t) => {
   const admitted: number[] = [];
   for (const workers of [1, 4]) {

@@ -68,7 +68,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   counter('proxyd_fd_budget_refused_total', 'Connections refused 503 at accept: no room left under the open-file limit', 'fdBudgetRefused');
   gauge('proxyd_open_files_limit', 'The process open-file limit (RLIMIT_NOFILE) read at start; 0 when not known', () => stats.get('openFileLimit'));
   counter('proxyd_limiter_cas_retries_total', 'GCRA compare-and-swap retries: races lost on one key between threads', 'limiterCasRetries');
-  labelled('proxyd_bans_total', 'Bans begun, by detector', 'detector', { scan: 'bansScan', 'auth-failures': 'bansAuthFailures', 'bad-requests': 'bansBadRequests', refusals: 'bansRefusals', errors: 'bansErrors' });
+  labelled('proxyd_bans_total', 'Bans begun, by detector', 'detector', { scan: 'bansScan', 'auth-failures': 'bansAuthFailures', 'bad-requests': 'bansBadRequests', refusals: 'bansRefusals', errors: 'bansErrors', 'rate-limited': 'bansRateLimited' });
   gauge('proxyd_bans_active', 'Bans in force now', () => proxy.limits.bans().length);
   if (proxy.options.redis) {
     // --redis (primary/fleet-bridge.ts): only then, so that without it /metrics is as it was.

@@ -258,6 +258,7 @@ export const OPTIONS = {
   'ban-bad-requests': option({ field: 'banBadRequests', type: wholeNumberType(0, 1_000_000), default: 20, live: true, help: 'ban a client after this many malformed requests in a window (0: off)' }),
   'ban-refusals': option({ field: 'banRefusals', type: wholeNumberType(0, 1_000_000), default: 30, live: true, help: 'ban a client after this many requests for forbidden destinations or blocked ports in a window (the blocklist does not count) (0: off)' }),
   'ban-errors': option({ field: 'banErrors', type: wholeNumberType(0, 1_000_000), default: 100, live: true, help: 'ban a client whose requests end in this many upstream errors (502/504) in a window (0: off)' }),
+  'ban-rate-limited': option({ field: 'banRateLimited', type: wholeNumberType(0, 1_000_000), default: 1000, live: true, help: 'ban a client that keeps sending after --rate-limit refused it: this many 429s in a window (0: off)' }),
 };
 
 export type OptionName = keyof typeof OPTIONS;

@@ -44,6 +44,7 @@ export const DETECTORS = {
   'bad-requests': { word: CLIENT_WORD.badRequests, threshold: 'banBadRequests', stat: 'bansBadRequests', counts: 'malformed requests' },
   refusals: { word: CLIENT_WORD.refusals, threshold: 'banRefusals', stat: 'bansRefusals', counts: 'requests for forbidden destinations or blocked ports' },
   errors: { word: CLIENT_WORD.errors, threshold: 'banErrors', stat: 'bansErrors', counts: 'upstream errors' },
+  'rate-limited': { word: CLIENT_WORD.rateLimited, threshold: 'banRateLimited', stat: 'bansRateLimited', counts: 'requests refused by --rate-limit' },
 } as const satisfies Record<string, { word: number; threshold: keyof ProxyOptions; stat: StatName; counts: string }>;
 
 export type Detector = keyof typeof DETECTORS;

@@ -23,8 +23,9 @@ export const CLIENT_WORD = {
   errors: 10,
   fleetCount: 12, // --redis: requests allowed here since the primary last added them to the store (Atomics.add / exchange)
   fleetUntil: 13, // --redis: monotonic ns until which the fleet's rate limit refuses this key (set by the primary)
+  rateLimited: 14, // WindowCounter: requests refused by --rate-limit (a client that does not heed Retry-After)
 } as const;
-const CLIENT_BIG_WORDS = 14;
+const CLIENT_BIG_WORDS = 16;
 
 /** Words of a ban slot. */
 export const BAN_BIG = { until: 0, since: 1 } as const;

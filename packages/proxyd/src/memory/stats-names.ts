@@ -39,6 +39,7 @@ export const STAT_NAMES = [
   'bansBadRequests',
   'bansRefusals',
   'bansErrors',
+  'bansRateLimited', // a client that kept sending after its 429s
   'fleetBansPublished', // --redis: bans made here and sent to the fleet store
   'fleetBansApplied', // --redis: bans from other instances applied here
   'fleetRateLimited', // --redis: requests answered 429 because the fleet's total was over --rate-limit

@@ -36,6 +36,11 @@ export function reportUpstreamError(ctx: ServeContext, conn: ConnectionInfo, con
   return scan === 'banned' || errors === 'banned' ? CLOSE : KEEP;
 }
 
+/** A request refused 429 by --rate-limit: noted by the rate-limited detector (a client deaf to Retry-After). */
+export function reportRateLimited(ctx: ServeContext, conn: ConnectionInfo): AfterReport {
+  return report(ctx, conn, 'rate-limited');
+}
+
 function report(ctx: ServeContext, conn: ConnectionInfo, detector: Detector): AfterReport {
   return ctx.limits.note(conn, detector) === 'banned' ? CLOSE : KEEP;
 }

@@ -15,7 +15,7 @@ import { checkLiteral, ForbiddenDestinationError, testGuard } from './guarded-lo
 import { classifyUpstreamError } from './upstream-errors.ts';
 import { upstreamErrorStat } from '../memory/stats-names.ts';
 import { rawHeaderValue } from './headers.ts';
-import { reportRefusal, reportUpstreamError } from './abuse.ts';
+import { reportRateLimited, reportRefusal, reportUpstreamError } from './abuse.ts';
 
 export type RequestKind = 'http' | 'connect' | 'upgrade';
 
@@ -61,11 +61,12 @@ export function passGate(ctx: ServeContext, conn: ConnectionInfo, req: http.Inco
  * 429 for a client (or user) over --rate-limit. Logged at info, like every answered request (Squid and
  * nginx log their refusals too): the analytics count it as "limited" and the access log shows the 429. A
  * flood writes one record per refused request, as it would per served one; a full log ring drops and
- * counts records, it never holds a request back.
+ * counts records, it never holds a request back. A client that keeps sending regardless is banned by the
+ * rate-limited detector (--ban-rate-limited): each of its connections is then closed after its answer.
  */
 function rateLimited(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, waitMs: number, key: string): GateDecision {
   ctx.shared.log.write({ event: 'rate-limited', level: 'info', conn: conn.id, client: conn.client, method: req.method, target: req.url ?? '', key, waitMs });
-  return refuse('RATE_LIMITED', '', { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
+  return refuse('RATE_LIMITED', '', { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))), ...reportRateLimited(ctx, conn) });
 }
 
 /** A request without valid credentials: 407, or 429 once the client is over --ban-auth-failures. */

@@ -107,7 +107,8 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${nginx.port}/1k`;
   const candidates: Candidate[] = [];
   try {
-    candidates.push(await startProxyd(dir, workers, { label: 'limits on', extraArgs: ['--rate-limit', '50/s', '--rate-burst', '50', '--ban-exempt', 'none'] }));
+    candidates.push(await startProxyd(dir, workers, { label: 'limits on, deaf flooder banned', extraArgs: ['--rate-limit', '50/s', '--rate-burst', '50', '--ban-exempt', 'none'] }));
+    candidates.push(await startProxyd(dir, workers, { label: 'limits on, never banned', extraArgs: ['--rate-limit', '50/s', '--rate-burst', '50', '--ban-exempt', 'none', '--ban-rate-limited', '0'] }));
     candidates.push(await startProxyd(dir, workers, { label: 'limits off' }));
     const results = new Map<string, { quiet: number[]; flood: number[]; flooder: Record<string, number> }>(candidates.map((c) => [c.name, { quiet: [], flood: [], flooder: {} }]));
     for (const c of candidates) {
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\n## The victim's latency, ms (${VICTIM_RATE} req/s on one keep-alive connection, timed from when each request was due; ${rounds} rounds of ${seconds} s quiet + ${seconds} s flood, interleaved)\n`);
-    console.log('| proxyd (workers ' + workers + ') | quiet p50 / p99 | flood p50 / p99 | flood ÷ quiet p50 / p99 | the flooder got (16 connections) |');
+    console.log('| proxyd (workers ' + workers + ') | quiet p50 / p99 | flood p50 / p99 | flood ÷ quiet p50 / p99 | the flooder got (16 connections; error: closed at accept) |');
     console.log('|---|---|---|---|---|');
     for (const [name, r] of results) {
       const [q50, q99, f50, f99] = [percentile(r.quiet, 50), percentile(r.quiet, 99), percentile(r.flood, 50), percentile(r.flood, 99)];

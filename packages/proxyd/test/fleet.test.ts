@@ -104,6 +104,9 @@ t.test('two proxyd behind HAProxy share bans and rate limits through Redis', { s
     t.ok(clientsIn(p).has('127.0.0.2') && clientsIn(p).has('127.0.0.3'), `${name}'s log names 127.0.0.2 and 127.0.0.3, not HAProxy (${[...clientsIn(p)].sort().join(', ')})`);
     const stats = await (await fetch(`${adminOf(p)}/api/stats`)).text();
     t.ok(stats.includes('"127.0.0.2"') && stats.includes('"127.0.0.3"'), `${name}'s /api/stats (the dashboard's clients) lists both by address`);
+    // The logger thread sends its top clients to the primary once a second.
+    await eventually(async () => /proxyd_top_client_requests\{client="127\.0\.0\.2"\} \d+/.test(await metricsOf(p)) && /proxyd_top_client_requests\{client="127\.0\.0\.3"\} \d+/.test(await metricsOf(p)), `${name}'s /metrics names 127.0.0.2 and 127.0.0.3`, 5000);
+    t.pass(`${name}'s /metrics names both clients (proxyd_top_client_requests)`);
   }
   t.match(await metricsOf(a), /^proxyd_fleet_store_up 1$/m, 'A: /metrics says the store is up');
 

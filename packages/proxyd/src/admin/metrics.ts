@@ -63,6 +63,18 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   labelled('proxyd_responses_total', 'Answers by status class', 'code', { '1xx': 'status1xx', '2xx': 'status2xx', '3xx': 'status3xx', '4xx': 'status4xx', '5xx': 'status5xx' });
   labelled('proxyd_upstream_errors_total', 'Upstream errors by kind', 'kind', { refused: 'upstreamRefused', dns: 'upstreamDns', timeout: 'upstreamTimeout', reset: 'upstreamReset', other: 'upstreamOther' });
   registerParentMetrics(registry, proxy);
+  // Per client, but bounded: the dashboard's ten busiest clients (counted by the logger thread), so that
+  // a scrape names clients by address (the real ones, behind a balancer) without a series per address.
+  new client.Gauge({
+    name: 'proxyd_top_client_requests',
+    help: "Requests, tunnels and refusals of the 10 busiest client addresses since start (the dashboard's top clients)",
+    labelNames: ['client'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [address, requests] of proxy.summary().topClients) this.set({ client: address }, requests);
+    },
+  });
   counter('proxyd_requests_limited_total', 'Requests answered 429 over --rate-limit', 'rateLimited');
   labelled('proxyd_connections_refused_total', 'Connections refused at accept by a per-client limit or a ban', 'reason', { conn_rate: 'connRateRefused', max_conns: 'connCapRefused', banned: 'bannedRefused' });
   counter('proxyd_fd_budget_refused_total', 'Connections refused 503 at accept: no room left under the open-file limit', 'fdBudgetRefused');

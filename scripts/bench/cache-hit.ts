@@ -24,7 +24,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './load.ts';
-import { direct, freePort, processTree, startNginx, startProxyd, type Candidate } from './candidates.ts';
+import { direct, freePort, processTree, startNginx, startProxyd, stopper, type Candidate } from './candidates.ts';
 import { cpuTicks } from './proc-stat.ts';
 
 const { values } = parseArgs({
@@ -94,16 +94,6 @@ async function waitForPort(port: number, child: ReturnType<typeof spawn>): Promi
   throw new Error(`nothing listened on ${port} within 30 s`);
 }
 
-function stopper(child: ReturnType<typeof spawn>): () => Promise<void> {
-  return async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
-    await exited;
-    clearTimeout(timer);
-  };
-}
 
 const dir = mkdtempSync(join(os.tmpdir(), 'proxyd-cache-bench-'));
 mkdirSync(join(dir, 'www/nostore'), { recursive: true });

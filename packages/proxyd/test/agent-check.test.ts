@@ -4,12 +4,11 @@
 // during the drain while its open tunnel finishes.
 import t from 'tap';
 import net from 'node:net';
-import { join } from 'node:path';
 import { agentReply } from '../src/primary/agent-check.ts';
 import { startEchoServer } from './helpers/origin.ts';
 import { openTunnelClient, type TunnelClient } from './helpers/tunnel-client.ts';
 import { eventually, readLog, startCliProxy } from './helpers/proxy.ts';
-import { freePort, haproxyMissing, startHaproxy } from './helpers/haproxy.ts';
+import { freePort, haproxyCommand, haproxyMissing, startHaproxy } from './helpers/haproxy.ts';
 
 t.test('the reply: down while starting, up with the free share (at least 1%), drain when stopping', async (t) => {
   t.equal(agentReply('starting', 10, 10), 'down');
@@ -30,17 +29,6 @@ function askAgent(port: number): Promise<string> {
   });
 }
 
-/** A command on HAProxy's stats socket (a unix socket), and its answer. */
-function haproxyCommand(dir: string, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(join(dir, 'stats.sock'));
-    let text = '';
-    socket.on('data', (d: Buffer) => (text += d));
-    socket.on('end', () => resolve(text.trim()));
-    socket.on('error', reject);
-    socket.end(`${command}\n`);
-  });
-}
 
 t.test('behind HAProxy: the weight follows free permits, and SIGTERM drains', { skip: haproxyMissing }, async (t) => {
   const echo = await startEchoServer();

@@ -21,20 +21,9 @@ import { join } from 'node:path';
 import { startEchoServer, startOrigin } from './helpers/origin.ts';
 import { exchange } from './helpers/raw.ts';
 import { eventually, readLog, startCliProxy, type CliProxy } from './helpers/proxy.ts';
-import { freePort, haproxyMissing, startHaproxy } from './helpers/haproxy.ts';
+import { freePort, haproxyCommand, haproxyMissing, startHaproxy } from './helpers/haproxy.ts';
 import { redisMissing, startRedis } from './helpers/redis.ts';
 
-/** A command on HAProxy's stats socket, and its answer. */
-function haproxyCommand(dir: string, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(join(dir, 'stats.sock'));
-    let text = '';
-    socket.on('data', (d: Buffer) => (text += d));
-    socket.on('end', () => resolve(text.trim()));
-    socket.on('error', reject);
-    socket.end(`${command}\n`);
-  });
-}
 
 /** GET `url` through the proxy at `port` on a new connection from `from`: the status (0: no answer). */
 function getFrom(port: number, from: string, url: string): Promise<number> {

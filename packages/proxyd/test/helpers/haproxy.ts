@@ -62,3 +62,15 @@ export async function startHaproxy(t: Test, config: string, ports: number[]): Pr
   while (!existsSync(join(dir, 'stats.sock')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return { dir, pid: child.pid!, output: () => output };
 }
+
+/** A command on HAProxy's stats socket (a unix socket), and its answer. */
+export function haproxyCommand(dir: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(join(dir, 'stats.sock'));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d));
+    socket.on('end', () => resolve(text.trim()));
+    socket.on('error', reject);
+    socket.end(`${command}\n`);
+  });
+}

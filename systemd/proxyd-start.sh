@@ -31,4 +31,5 @@ if [ -n "${CREDENTIALS_DIRECTORY:-}" ]; then
   done
 fi
 echo "proxyd-start: credentials handed to proxyd:${used:- none}" >&2
-exec "$bin/node" "$@"
+# One V8 helper thread, as bin/proxyd runs it (the reason is there).
+exec "$bin/node" --v8-pool-size=1 "$@"

@@ -18,7 +18,10 @@
 //
 // Node raises its soft limit to the hard one at start, so the limit read here (after start) is the
 // one that counts: `ulimit -Hn` of the shell, LimitNOFILE= of a systemd unit.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { headroom, kernelDescriptorCount } from '../limits/open-files.ts';
+
+export { kernelDescriptorCount, parseOpenFileLimit, readOpenFileLimit } from '../limits/open-files.ts';
 
 /** Descriptors one held client is counted for: its socket and its upstream socket. */
 export const FDS_PER_CLIENT = 2;
@@ -27,36 +30,12 @@ const MAX_CLOSING_REFUSALS = 32;
 /** How old the kernel's count may be before an accept reads it again. */
 const RECOUNT_MS = 100;
 
-/** The soft "Max open files" of /proc/<pid>/limits text; undefined when unlimited or not there. */
-export function parseOpenFileLimit(limits: string): number | undefined {
-  const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits);
-  return m && m[1] !== 'unlimited' ? Number(m[1]) : undefined;
-}
-
-/** This process's open-file limit, or undefined where /proc is not there (not Linux) or says unlimited. */
-export function readOpenFileLimit(): number | undefined {
-  try {
-    return parseOpenFileLimit(readFileSync('/proc/self/limits', 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** Descriptors open now (once, at start: a readdir is not for every accept), or undefined off Linux. */
 export function countOpenDescriptors(): number | undefined {
   try {
     return readdirSync('/proc/self/fd').length - 1; // the directory's own descriptor, open while it is read
   } catch {
     return undefined;
-  }
-}
-
-/** Open descriptors as the kernel counts them (Linux 6.2+: the size of /proc/self/fd), or 0 when it does not say. */
-export function kernelDescriptorCount(): number {
-  try {
-    return statSync('/proc/self/fd').size;
-  } catch {
-    return 0;
   }
 }
 
@@ -89,8 +68,9 @@ export class FdBudget {
     this.openAtStart = openAtStart;
     this.recount = recount;
     // Headroom: 64, plus 1% of the limit for the upstream sockets that outlive their client (keep-alive
-    // for up to 4 s, upstream-pool.ts), which grow with traffic.
-    this.reserve = openAtStart + 64 + Math.floor((limit ?? 0) / 100);
+    // for up to 4 s, upstream-pool.ts), which grow with traffic; the serving threads give back their idle
+    // ones before this is reached (worker/idle-upstreams.ts).
+    this.reserve = openAtStart + headroom(limit ?? 0);
     this.budget = limit === undefined ? Infinity : Math.max(0, limit - this.reserve);
   }
 

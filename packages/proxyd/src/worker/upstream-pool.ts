@@ -4,11 +4,16 @@
 // on undici's dispatch ~15–19k, because undici parses and frames without a stream object per request.
 //
 // Every connection it opens goes through `connect` below, which dials with the guarded lookup: the
-// destination policy is checked on the address actually dialled (see guarded-lookup.ts).
+// destination policy is checked on the address actually dialled (see guarded-lookup.ts), and is tracked
+// so that the idle ones can be given back near the open-file limit (idle-upstreams.ts). A connect that
+// fails for want of a descriptor (EMFILE) gives back this thread's idle sockets and dials again, a few
+// times over a few hundred ms (the other threads give back theirs at their next check): a 502 for EMFILE
+// only once no idle pooled socket is left to close.
 import net from 'node:net';
 import { Agent } from 'undici';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
+import { giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
 
 export interface UpstreamSettings {
@@ -20,6 +25,11 @@ export interface UpstreamSettings {
   loopbackOnly: boolean;
 }
 
+/** Dials again after EMFILE at most this many times, at once when idle sockets were closed, else after a wait. */
+const EMFILE_RETRIES = 4;
+/** About two of the other threads' checks (idle-upstreams.ts): time for them to give back theirs. */
+const EMFILE_WAIT_MS = 200;
+
 export function createUpstreamPool(settings: UpstreamSettings): Agent {
   return new Agent({
     // Same framing rules as Node's http client: no pipelining, answers of any size, headers up to
@@ -29,23 +39,31 @@ export function createUpstreamPool(settings: UpstreamSettings): Agent {
     keepAliveMaxTimeout: 60_000,
     connect(options, callback) {
       const port = Number(options.port) || 80;
-      const socket = net.connect({
-        host: options.hostname,
-        port,
-        noDelay: true,
-        lookup: guardedLookup(settings.destinations(), port, settings.loopbackOnly),
-      });
-      socket.setKeepAlive(true, 60_000);
-      failUnlessConnectedWithin(socket, settings.connectTimeoutMs());
-      let pending: typeof callback | undefined = callback;
-      socket.once('connect', () => {
-        pending?.(null, socket);
-        pending = undefined;
-      });
-      socket.on('error', (err) => {
-        pending?.(err, null);
-        pending = undefined;
-      });
+      const deadline = performance.now() + settings.connectTimeoutMs();
+      const dial = (attempt: number): void => {
+        const socket = net.connect({
+          host: options.hostname,
+          port,
+          noDelay: true,
+          lookup: guardedLookup(settings.destinations(), port, settings.loopbackOnly),
+        });
+        socket.setKeepAlive(true, 60_000);
+        failUnlessConnectedWithin(socket, Math.max(1, deadline - performance.now()));
+        let pending: typeof callback | undefined = callback;
+        socket.once('connect', () => {
+          track(socket);
+          pending?.(null, socket);
+          pending = undefined;
+        });
+        socket.on('error', (err) => {
+          if (!pending) return;
+          const again = isOutOfDescriptors(err) && attempt < EMFILE_RETRIES ? (giveBackIdle() > 0 ? 0 : EMFILE_WAIT_MS) : -1;
+          if (again >= 0 && performance.now() + again < deadline) setTimeout(() => dial(attempt + 1), again);
+          else pending(err, null);
+          pending = undefined;
+        });
+      };
+      dial(0);
     },
   });
 }

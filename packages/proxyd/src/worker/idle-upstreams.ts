@@ -1,0 +1,84 @@
+// Idle pooled upstream sockets are the first descriptors given back when the process nears its
+// open-file limit (issue 20). The open-file budget (primary/fd-budget.ts) counts two descriptors per
+// client — its socket and one upstream socket — but an upstream pool keeps more: a connection stays open
+// for reuse after its answer (4 s, or what the origin's Keep-Alive says, up to 60 s), also when its client
+// has left, and under load undici opens a new connection while the pooled ones are between an answer and
+// their 'drain'. Measured (scale.ts, before this): 7,280 pooled connections to one origin for 4,000
+// keep-alive clients, and 502s from EMFILE on the connects that followed. Closing an idle one costs the
+// next request to that origin a connect; an EMFILE costs a client its answer.
+//
+// "Idle" is undici's own: a socket whose client has nothing queued or running is unref()ed, and ref()ed
+// again when a request comes (undici 7, lib/dispatcher/client-h1.js, resumeH1). `track` watches those two
+// calls on each socket this thread dials, so the set holds exactly the sockets undici would not miss.
+// Destroying one is what the origin closing it would be: undici sees the close with no request on it and
+// dials again for the next.
+//
+// Given back (all of this thread's idle sockets at once):
+// - when a connect fails with EMFILE or ENFILE, before dialling again (upstream-pool.ts);
+// - when the process holds within 2 × headroom of its limit (limits/open-files.ts), checked at most every
+//   250 ms while this thread has idle sockets: before the primary starts refusing clients at accept
+//   (within 1 × headroom), and whichever thread's pool holds them, since threads share one descriptor table.
+import type net from 'node:net';
+import { headroom, kernelDescriptorCount, readOpenFileLimit } from '../limits/open-files.ts';
+
+const CHECK_MS = 250;
+
+const idle = new Set<net.Socket>();
+let givenBack = 0;
+let watcher: NodeJS.Timeout | undefined;
+/** Give back idle sockets once this many descriptors are open (undefined: no limit known, or a kernel that does not count). */
+let highWater: number | undefined | null = null; // null: not read yet
+
+/** Watch a pooled socket's ref()/unref(): unref()ed by undici means idle. */
+export function track(socket: net.Socket): void {
+  const unref = socket.unref.bind(socket);
+  const ref = socket.ref.bind(socket);
+  socket.unref = () => {
+    if (!socket.destroyed) idle.add(socket);
+    startWatching();
+    return unref();
+  };
+  socket.ref = () => {
+    idle.delete(socket);
+    return ref();
+  };
+  socket.once('close', () => idle.delete(socket));
+}
+
+/** Close every idle pooled socket of this thread; how many were closed. */
+export function giveBackIdle(): number {
+  const n = idle.size;
+  for (const socket of idle) socket.destroy();
+  idle.clear();
+  givenBack += n;
+  return n;
+}
+
+/** Idle pooled sockets held now, and given back so far (for tests and the dashboard). */
+export function idleUpstreams(): { idle: number; givenBack: number } {
+  return { idle: idle.size, givenBack };
+}
+
+/** Is this a failure to get a descriptor (process or system table full)? */
+export function isOutOfDescriptors(err: NodeJS.ErrnoException | null | undefined): boolean {
+  return err?.code === 'EMFILE' || err?.code === 'ENFILE';
+}
+
+function startWatching(): void {
+  if (watcher) return;
+  if (highWater === null) {
+    const limit = readOpenFileLimit();
+    highWater = limit === undefined || kernelDescriptorCount() === 0 ? undefined : limit - 2 * headroom(limit);
+  }
+  if (highWater === undefined) return;
+  const level = highWater;
+  watcher = setInterval(() => {
+    if (idle.size === 0) {
+      clearInterval(watcher); // nothing to give back: no reading until a socket is idle again
+      watcher = undefined;
+      return;
+    }
+    if (kernelDescriptorCount() >= level) giveBackIdle();
+  }, CHECK_MS);
+  watcher.unref();
+}

@@ -22,16 +22,20 @@ import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startNginx, startProxyd, treeRssKiB } from './candidates.ts';
+import { fork, type ChildProcess } from 'node:child_process';
+import { processTree, startNginx, startProxyd, treeRssKiB } from './candidates.ts';
+import { cpuTicks } from './proc-stat.ts';
+import type { GeneratorResult } from './scale-clients.ts';
 import { tunnel } from './load.ts';
 
-const { values } = parseArgs({ options: { tunnels: { type: 'string', default: '4000' }, clients: { type: 'string', default: '4000' }, seconds: { type: 'string', default: '60' }, workers: { type: 'string', default: '2' } } });
+const { values } = parseArgs({ options: { tunnels: { type: 'string', default: '4000' }, clients: { type: 'string', default: '4000' }, seconds: { type: 'string', default: '60' }, workers: { type: 'string', default: '2' }, generators: { type: 'string', default: '2' } } });
 const tunnels = Number(values.tunnels);
 const clients = Number(values.clients);
 const seconds = Number(values.seconds);
 const workers = Number(values.workers);
-if (!(Number.isInteger(tunnels) && tunnels >= 0 && Number.isInteger(clients) && clients >= 1 && seconds >= 5 && Number.isInteger(workers) && workers >= 0)) {
-  console.error('scale: --tunnels ≥ 0, --clients ≥ 1, --seconds ≥ 5, --workers a whole number');
+const generators = Number(values.generators);
+if (!(Number.isInteger(tunnels) && tunnels >= 0 && Number.isInteger(clients) && clients >= 1 && seconds >= 5 && Number.isInteger(workers) && workers >= 0 && Number.isInteger(generators) && generators >= 1)) {
+  console.error('scale: --tunnels ≥ 0, --clients ≥ 1, --seconds ≥ 5, --workers a whole number, --generators ≥ 1');
   process.exit(2);
 }
 
@@ -46,6 +50,7 @@ if (limit < needed) {
 
 const dir = mkdtempSync(join(os.tmpdir(), 'proxyd-scale-'));
 const nginx = await startNginx(dir);
+const nginxPid = Number(readFileSync(join(dir, 'nginx.pid'), 'utf8')); // its master; processTree adds the worker
 const echoSockets = new Set<net.Socket>();
 const echo = net.createServer((s) => {
   echoSockets.add(s);
@@ -62,7 +67,7 @@ const rssFresh = treeRssKiB(proxy.pid!);
 
 const origin = `http://127.0.0.1:${nginx.port}`;
 const open: net.Socket[] = [];
-const pool: net.Socket[] = [];
+const generatorPids: number[] = [];
 try {
   // 1. Idle tunnels.
   for (let i = 0; i < tunnels; i += 100) {
@@ -72,106 +77,68 @@ try {
   }
   process.stderr.write(`${open.length} tunnels open; RSS ${(treeRssKiB(proxy.pid!) / 1024).toFixed(0)} MiB\n`);
 
-  // 2. Keep-alive clients, one connection each, one request due every second (open loop: a request due
-  // while the previous one is unanswered waits for it, and its latency counts the wait). Raw sockets and a
-  // minimal response reader, not an HTTP client library: 4,000 clients at one request a second must cost
-  // this process as little as possible, since it shares the cores with proxyd.
-  let measuring = false;
-  let stopping = false;
-  const latencies: number[] = [];
-  const count = { due: 0, ok: 0, failed: 0, answered: 0, closed: 0, lateAnswers: 0, abandoned: 0 };
-  const failures = new Map<string, number>();
-  const request = Buffer.from(`GET ${origin}/1k HTTP/1.1\r\nHost: 127.0.0.1:${nginx.port}\r\n\r\n`);
-  const timers: NodeJS.Timeout[] = [];
-  const queues: { due: number; counted: boolean }[][] = []; // each client's requests not yet answered
+  // 2. Keep-alive clients: --generators child processes (scale-clients.ts), each a share of the clients,
+  // connected first, then started over 10 s (one request due every second each, open loop). Each reports
+  // its own lateness (send lag, event-loop delay, CPU), so that the run shows it kept up.
   const rampMs = 10_000;
-  for (let i = 0; i < clients; i++) {
-    const socket = net.connect(proxy.port!, '127.0.0.1');
-    socket.setNoDelay(true);
-    pool.push(socket);
-    const waiting: { due: number; counted: boolean }[] = []; // the first is on the wire
-    queues.push(waiting);
-    let buf: Buffer = Buffer.alloc(0);
-    const fail = (why: string): void => {
-      for (const _ of waiting.splice(0)) {
-        if (stopping) {
-          count.abandoned++; // still unanswered when this script closed the connection at the end
-          continue;
+  const children = Array.from({ length: generators }, (_, i) => fork(new URL('./scale-clients.ts', import.meta.url).pathname, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  generatorPids.push(...children.map((c) => c.pid!));
+  const message = (c: ChildProcess, key: string): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const onMessage = (m: Record<string, unknown>): void => {
+        if (key in m) {
+          c.off('message', onMessage);
+          resolve(m);
         }
-        count.failed++;
-        failures.set(why, (failures.get(why) ?? 0) + 1);
-      }
-    };
-    socket.on('error', (err) => fail(err.message));
-    socket.on('close', () => {
-      if (!stopping) count.closed++;
-      fail('connection closed by the proxy');
+      };
+      c.on('message', onMessage);
+      c.once('exit', (code) => reject(new Error(`a load generator exited with ${code}`)));
     });
-    socket.on('data', (d: Buffer) => {
-      buf = buf.length ? Buffer.concat([buf, d]) : d;
-      for (;;) {
-        const headEnd = buf.indexOf('\r\n\r\n');
-        if (headEnd < 0) return;
-        const head = buf.subarray(0, headEnd).toString('latin1');
-        const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-        let end: number;
-        if (length) end = headEnd + 4 + Number(length[1]);
-        else if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
-          const last = buf.indexOf('\r\n0\r\n\r\n', headEnd);
-          end = last < 0 ? Infinity : last + 7;
-        } else end = headEnd + 4;
-        if (buf.length < end) return;
-        buf = buf.subarray(end);
-        const answered = waiting.shift();
-        if (!answered) return;
-        count.answered++;
-        if (!head.startsWith('HTTP/1.1 200')) {
-          count.failed++;
-          const why = head.slice(0, head.indexOf('\r\n'));
-          failures.set(why, (failures.get(why) ?? 0) + 1);
-        } else if (answered.counted) {
-          count.ok++;
-          latencies.push(performance.now() - answered.due);
-          if (!measuring) count.lateAnswers++; // due in the window, answered after it
-        }
-        if (waiting.length) socket.write(request);
-      }
-    });
-    const startAt = performance.now() + (i * rampMs) / clients;
-    let k = 0;
-    const fire = (): void => {
-      if (stopping) return;
-      if (measuring) count.due++;
-      waiting.push({ due: startAt + k * 1000, counted: measuring });
-      if (waiting.length === 1) socket.write(request);
-      k++;
-      timers[i] = setTimeout(fire, Math.max(0, startAt + k * 1000 - performance.now()));
-    };
-    timers[i] = setTimeout(fire, Math.max(0, startAt - performance.now()));
-    if (i % 100 === 99) await wait(0); // let connects go out in batches
-  }
+  children.forEach((c, i) => c.send({ proxyPort: proxy.port, originPort: nginx.port, first: i, stride: generators, total: clients }));
+  await Promise.all(children.map((c) => message(c, 'ready')));
+  const rampStart = Date.now() + 500;
+  const windowStart = rampStart + rampMs + 5000;
+  const windowEnd = windowStart + seconds * 1000;
+  for (const c of children) c.send({ rampStart, rampMs, windowStart, windowEnd });
   const fds = (): number => readdirSync(`/proc/${proxy.pid}/fd`).length;
   let maxFds = 0;
-  await wait(rampMs + 5000);
+  await wait(windowStart - Date.now());
   const rssLoaded = treeRssKiB(proxy.pid!);
   maxFds = Math.max(maxFds, fds());
-  process.stderr.write(`${clients} clients running; RSS ${(rssLoaded / 1024).toFixed(0)} MiB; proxyd holds ${fds()} descriptors; measuring ${seconds} s\n`);
-  measuring = true;
+  process.stderr.write(`${clients} clients running (${generators} generator processes); RSS ${(rssLoaded / 1024).toFixed(0)} MiB; proxyd holds ${fds()} descriptors; measuring ${seconds} s\n`);
+  const cpuAt = (): { proxyd: number; nginx: number; generators: number } => ({
+    proxyd: processTree(proxy.pid!).reduce((n, pid) => n + cpuTicks(`/proc/${pid}/stat`), 0),
+    nginx: processTree(nginxPid).reduce((n, pid) => n + cpuTicks(`/proc/${pid}/stat`), 0),
+    generators: generatorPids.reduce((n, pid) => n + cpuTicks(`/proc/${pid}/stat`), 0),
+  });
+  const cpu0 = cpuAt();
   const rssSamples: number[] = [];
+  const loads: number[] = [];
   for (let s = 0; s < seconds; s += 5) {
-    await wait(5000);
+    await wait(Math.min(5000, windowEnd - Date.now()));
     rssSamples.push(treeRssKiB(proxy.pid!));
+    loads.push(os.loadavg()[0]!);
     const open = fds();
     maxFds = Math.max(maxFds, open);
-    process.stderr.write(`  ${s + 5} s: ${count.ok} answered in the window, ${count.failed} failed, RSS ${(rssSamples.at(-1)! / 1024).toFixed(0)} MiB, ${open} descriptors\n`);
+    process.stderr.write(`  ${s + 5} s: RSS ${(rssSamples.at(-1)! / 1024).toFixed(0)} MiB, ${open} descriptors, load ${loads.at(-1)!.toFixed(1)}\n`);
   }
-  measuring = false;
-  stopping = true;
-  for (const t of timers) clearTimeout(t);
-  const settleBy = Date.now() + 60_000;
-  const outstanding = () => pool.reduce((n, _, i) => n + (queues[i]?.length ?? 0), 0);
-  while (outstanding() > 0 && Date.now() < settleBy) await wait(200);
-  const unanswered = Math.max(0, outstanding());
+  const cpu1 = cpuAt();
+  const results = await Promise.all(
+    children.map(async (c) => {
+      const m = message(c, 'result');
+      c.send({ stop: 60_000 });
+      return (await m).result as GeneratorResult;
+    }),
+  );
+  const count = { due: 0, ok: 0, lateAnswers: 0, failed: 0, answered: 0, closed: 0, abandoned: 0, unanswered: 0 };
+  const failures = new Map<string, number>();
+  const latencies: number[] = [];
+  for (const r of results) {
+    for (const k of Object.keys(count) as (keyof typeof count)[]) count[k] += r[k];
+    for (const [m, n] of r.failures) failures.set(m, (failures.get(m) ?? 0) + n);
+    for (const l of r.latencies) latencies.push(l);
+  }
+  const unanswered = count.unanswered;
 
   // 3. Every tunnel still relays: one byte through each, echoed.
   let relayed = 0;
@@ -191,7 +158,6 @@ try {
   );
 
   // 4. Close everything; the log gets a "tunnel" record per tunnel as it closes.
-  for (const c of pool) c.destroy();
   for (const s of open) s.destroy();
   // The logger thread writes a "tunnel" record as each tunnel closes; a busy proxy takes a while.
   let log = '';
@@ -203,16 +169,21 @@ try {
   const records = (event: string) => log.split(`"event":"${event}"`).length - 1;
   const emfile = log.split('EMFILE').length - 1;
 
-  const sorted = [...latencies].sort((a, b) => a - b);
+  const sorted = latencies.sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
   const connections = tunnels + clients;
   const peak = Math.max(rssLoaded, ...rssSamples);
+  const ticks = (k: keyof typeof cpu0): number => (cpu1[k] - cpu0[k]) / 100; // CPU seconds in the window
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   console.log(
     [
-      `scale: ${tunnels} idle tunnels + ${clients} keep-alive clients (1 request/s each), proxyd --workers ${workers} --max-clients 20000, ${new Date().toISOString().slice(0, 16)}Z, load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (shared machine), open-file limit ${limit}`,
+      `scale: ${tunnels} idle tunnels + ${clients} keep-alive clients (1 request/s each, ${generators} generator processes), proxyd --workers ${workers} --max-clients 20000, ${new Date().toISOString().slice(0, 16)}Z, open-file limit ${limit}`,
+      `load average during the window (every 5 s): median ${median(loads).toFixed(1)}, ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (shared machine; 2 cores)`,
       `requests due in the ${seconds} s window: ${count.due}; answered 200: ${count.ok} (${count.lateAnswers} of them after the window ended); failed in the whole run: ${count.failed}${[...failures].map(([m, n]) => ` (${n}× ${m})`).join('')}; unanswered 60 s after the window (closed by this script): ${unanswered}; client connections closed by the proxy: ${count.closed}`,
-      `proxyd's descriptors (ls /proc/PID/fd, sampled every 5 s): at most ${maxFds}`,
       `latency from the due time (window): p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${(sorted.at(-1) ?? NaN).toFixed(1)} ms`,
+      `the generators' own lateness (request on the wire after its due time, nothing queued before it): p50 ${results.map((r) => r.sendLagP50.toFixed(1)).join('/')} ms, p99 ${results.map((r) => r.sendLagP99.toFixed(1)).join('/')} ms; event-loop delay p99 ${results.map((r) => r.loopDelayP99.toFixed(1)).join('/')} ms`,
+      `CPU in the window: proxyd ${ticks('proxyd').toFixed(1)} s (${((ticks('proxyd') * 1e6) / Math.max(1, count.ok)).toFixed(0)} µs per answer, tunnels idle), nginx ${ticks('nginx').toFixed(1)} s, generators ${ticks('generators').toFixed(1)} s, of ${(2 * seconds).toFixed(0)} core-seconds`,
+      `proxyd's descriptors (ls /proc/PID/fd, sampled every 5 s): at most ${maxFds}`,
       `responses over the whole run (ramp-up and window): ${count.answered}; log "request" records: ${records('request')}; "tunnel" records: ${records('tunnel')} of ${tunnels} tunnels; EMFILE in the log: ${emfile}`,
       `tunnels still relaying at the end: ${relayed} of ${open.length}`,
       `RSS of proxyd (all threads): fresh ${(rssFresh / 1024).toFixed(0)} MiB, with ${connections} connections ${(rssLoaded / 1024).toFixed(0)} MiB (peak ${(peak / 1024).toFixed(0)}): ${((rssLoaded - rssFresh) / connections).toFixed(1)} KiB per connection`,
@@ -220,7 +191,13 @@ try {
   );
 } finally {
   for (const s of open) s.destroy();
-  for (const c of pool) c.destroy();
+  for (const pid of generatorPids) {
+    try {
+      process.kill(pid);
+    } catch {
+      // already exited
+    }
+  }
   for (const s of echoSockets) s.destroy();
   echo.close();
   await proxy.stop();

@@ -13,7 +13,7 @@ import net from 'node:net';
 import { Agent } from 'undici';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
-import { giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
+import { beforeConnect, giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
 
 export interface UpstreamSettings {
@@ -41,6 +41,7 @@ export function createUpstreamPool(settings: UpstreamSettings): Agent {
       const port = Number(options.port) || 80;
       const deadline = performance.now() + settings.connectTimeoutMs();
       const dial = (attempt: number): void => {
+        beforeConnect();
         const socket = net.connect({
           host: options.hostname,
           port,

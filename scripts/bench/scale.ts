@@ -4,17 +4,20 @@
  * endurance"). A benchmark, not a test: it reports, it asserts nothing.
  *
  *   ulimit -n 20000   # or more: proxyd needs 2 descriptors per client, and this script 1 (+1 per tunnel's far end)
- *   node scripts/bench/scale.ts [--tunnels 4000] [--clients 4000] [--seconds 60] [--workers 2]
+ *   node scripts/bench/scale.ts [--tunnels 4000] [--clients 4000] [--seconds 60] [--workers 2] [--generators 2]
  *
  * Steps: start nginx (the keep-alive clients' origin), an echo server in this process (the tunnels' far
  * end: nginx would close a connection that sends no request within a minute) and proxyd; open the
- * tunnels (100 at a time), then start the clients over 10 s (each a raw keep-alive connection, one
- * request due every second from its start, open loop); measure for --seconds; then check that every
- * tunnel still relays (a byte echoed through each), stop the clients, close the tunnels, and count the
- * log's "request" and "tunnel" records against what was answered.
+ * tunnels (100 at a time); then --generators child processes (scale-clients.ts) open the clients' raw
+ * keep-alive connections and start them over 10 s, one request due every second each from its start
+ * (open loop); measure for --seconds; then check that every tunnel still relays (a byte echoed through
+ * each), stop the clients, close the tunnels, and count the log's "request" and "tunnel" records against
+ * what was answered.
  * Reports: requests due and answered (200), failed, unanswered; p50/p99/max latency of the measured
- * window (from each request's due time); RSS of proxyd (all threads) fresh and with every connection
- * open, per connection; log records against requests; tunnels that no longer relayed.
+ * window (from each request's due time); the generators' own lateness, so that a late answer can be told
+ * from a late request; CPU seconds of proxyd, nginx and the generators in the window, and the load
+ * average; proxyd's descriptors; RSS of proxyd (all threads) fresh and with every connection open, per
+ * connection; log records against requests; tunnels that no longer relayed.
  * Needs nginx (scripts/bench/install.sh) and an open-file limit high enough: it checks and says so.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';

@@ -42,8 +42,11 @@ export interface GeneratorResult {
   unanswered: number;
   failures: [string, number][];
   latencies: number[];
-  sendLagP50: number;
-  sendLagP99: number;
+  /** Requests of the window that went out with nothing queued before them (the send lag's samples). */
+  sentFresh: number;
+  /** NaN (null over IPC) when there were none. */
+  sendLagP50: number | null;
+  sendLagP99: number | null;
   loopDelayP99: number;
   cpuMs: number;
 }
@@ -196,6 +199,7 @@ const result: GeneratorResult = {
   unanswered,
   failures: [...failures],
   latencies,
+  sentFresh: sendLags.length,
   sendLagP50: q(sendLags, 0.5),
   sendLagP99: q(sendLags, 0.99),
   loopDelayP99: loopDelay.percentile(99) / 1e6,

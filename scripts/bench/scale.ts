@@ -177,6 +177,7 @@ try {
   const connections = tunnels + clients;
   const peak = Math.max(rssLoaded, ...rssSamples);
   const ticks = (k: keyof typeof cpu0): number => (cpu1[k] - cpu0[k]) / 100; // CPU seconds in the window
+  const ms = (x: number | null): string => (x === null || Number.isNaN(x) ? '–' : x.toFixed(1));
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   console.log(
     [
@@ -184,7 +185,7 @@ try {
       `load average during the window (every 5 s): median ${median(loads).toFixed(1)}, ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (shared machine; 2 cores)`,
       `requests due in the ${seconds} s window: ${count.due}; answered 200: ${count.ok} (${count.lateAnswers} of them after the window ended); failed in the whole run: ${count.failed}${[...failures].map(([m, n]) => ` (${n}× ${m})`).join('')}; unanswered 60 s after the window (closed by this script): ${unanswered}; client connections closed by the proxy: ${count.closed}`,
       `latency from the due time (window): p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${(sorted.at(-1) ?? NaN).toFixed(1)} ms`,
-      `the generators' own lateness (request on the wire after its due time, nothing queued before it): p50 ${results.map((r) => r.sendLagP50.toFixed(1)).join('/')} ms, p99 ${results.map((r) => r.sendLagP99.toFixed(1)).join('/')} ms; event-loop delay p99 ${results.map((r) => r.loopDelayP99.toFixed(1)).join('/')} ms`,
+      `the generators' own lateness (request on the wire after its due time, of the ${results.reduce((n, r) => n + r.sentFresh, 0)} requests of the window with nothing queued before them): p50 ${results.map((r) => ms(r.sendLagP50)).join('/')} ms, p99 ${results.map((r) => ms(r.sendLagP99)).join('/')} ms; event-loop delay p99 ${results.map((r) => ms(r.loopDelayP99)).join('/')} ms`,
       `CPU in the window: proxyd ${ticks('proxyd').toFixed(1)} s (${((ticks('proxyd') * 1e6) / Math.max(1, count.ok)).toFixed(0)} µs per answer, tunnels idle), nginx ${ticks('nginx').toFixed(1)} s, generators ${ticks('generators').toFixed(1)} s, of ${(2 * seconds).toFixed(0)} core-seconds`,
       `proxyd's descriptors (ls /proc/PID/fd, sampled every 5 s): at most ${maxFds}`,
       `responses over the whole run (ramp-up and window): ${count.answered}; log "request" records: ${records('request')}; "tunnel" records: ${records('tunnel')} of ${tunnels} tunnels; EMFILE in the log: ${emfile}`,

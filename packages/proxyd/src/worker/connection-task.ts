@@ -15,6 +15,7 @@ import { createClientAcl } from '../policy/client-acl.ts';
 import { CredentialCache } from '../policy/credential-cache.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState } from '../memory/shared-state.ts';
+import { debugLogged } from '../memory/debug-logged.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
@@ -30,12 +31,6 @@ import { ParentRouter } from '../upstream/parent-route.ts';
 import { createParentPool } from '../upstream/parent-http.ts';
 
 export type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
-
-export interface ConnectionSummary {
-  up: number;
-  down: number;
-  ms: number;
-}
 
 let ctx: ServeContext | undefined;
 let server: http.Server | undefined;
@@ -97,8 +92,11 @@ export function init(data: ServeInit): void {
 
 if (!isMainThread && Piscina.isWorkerThread) init(Piscina.workerData as ServeInit);
 
-/** Serve one client connection until it closes. */
-export default function serveConnection(task: ConnectionTask): Promise<ConnectionSummary> {
+/**
+ * Serve one client connection until it closes. Resolves with nothing: Piscina clones a task's result back
+ * to the primary, which has no use for it (the permit, the counters and the log are all settled here).
+ */
+export default function serveConnection(task: ConnectionTask): Promise<void> {
   if (!ctx || !server) throw new Error('connection-task: init() was not called in this thread');
   const { shared } = ctx;
   const { socket, lease, id, client, address, key } = task;
@@ -119,9 +117,8 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
       shared.stats.add('bytesDown', down);
       // Give the permit back: Atomics.notify inside release() wakes the primary's next waiter.
       if (shared.leases.release(lease, shared.semaphore)) shared.stats.add('active', -1);
-      const ms = Math.round(performance.now() - started);
-      shared.log.write({ event: 'closed', level: 'debug', conn: id, client: info.client, up, down, ms });
-      resolve({ up, down, ms });
+      if (debugLogged(shared)) shared.log.write({ event: 'closed', level: 'debug', conn: id, client: info.client, up, down, ms: Math.round(performance.now() - started) });
+      resolve();
     });
     if (ctx!.options.proxyProtocol === 'on') void serveBehindBalancer(ctx!, socket, info);
     else serveSocket(ctx!, socket, info);

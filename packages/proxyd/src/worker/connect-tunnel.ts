@@ -14,6 +14,9 @@ import { guardedLookup } from './guarded-lookup.ts';
 import { answerUpstreamFailure, passGate } from './request-gate.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
 
+/** The tunnel's answer, encoded once: a string would be UTF-8-encoded again for every tunnel. */
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
+
 export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
   const { stats, log } = ctx.shared;
   const started = performance.now();
@@ -74,7 +77,7 @@ export function relayTunnel(ctx: ServeContext, conn: ConnectionInfo, t: { target
   stats.add('tunnels', 1);
   ctx.shared.workers.addTunnels(1); // this thread's share, which the primary subtracts should it die
   stats.add('status2xx');
-  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  client.write(ESTABLISHED);
   if (head.length > 0) upstream.write(head);
   client.setTimeout(ctx.options.idleTimeoutMs); // no bytes either way on the client socket for that long
   client.on('timeout', () => {

@@ -15,6 +15,7 @@ import { createClientAcl } from '../policy/client-acl.ts';
 import { CredentialCache } from '../policy/credential-cache.ts';
 import { createDestinationPolicy } from '../policy/destination-policy.ts';
 import { attachSharedState } from '../memory/shared-state.ts';
+import { debugLogged } from '../memory/debug-logged.ts';
 import type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
 import { POLICY_CHANNEL, type ChannelMessage } from '../messages/policy-channel.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
@@ -22,6 +23,8 @@ import { ClientLimits } from '../limits/client-limits.ts';
 import { clientKey } from '../limits/client-key.ts';
 import { answerUnparsable, connections, createProxyServer } from './proxy-server.ts';
 import { handToParser } from './first-bytes.ts';
+import { parseConnectHead } from './connect-head.ts';
+import { openTunnel } from './connect-tunnel.ts';
 import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
@@ -30,12 +33,6 @@ import { ParentRouter } from '../upstream/parent-route.ts';
 import { createParentPool } from '../upstream/parent-http.ts';
 
 export type { ConnectionTask, ServeInit } from '../messages/serve-init.ts';
-
-export interface ConnectionSummary {
-  up: number;
-  down: number;
-  ms: number;
-}
 
 let ctx: ServeContext | undefined;
 let server: http.Server | undefined;
@@ -97,8 +94,11 @@ export function init(data: ServeInit): void {
 
 if (!isMainThread && Piscina.isWorkerThread) init(Piscina.workerData as ServeInit);
 
-/** Serve one client connection until it closes. */
-export default function serveConnection(task: ConnectionTask): Promise<ConnectionSummary> {
+/**
+ * Serve one client connection until it closes. Resolves with nothing: Piscina clones a task's result back
+ * to the primary, which has no use for it (the permit, the counters and the log are all settled here).
+ */
+export default function serveConnection(task: ConnectionTask): Promise<void> {
   if (!ctx || !server) throw new Error('connection-task: init() was not called in this thread');
   const { shared } = ctx;
   const { socket, lease, id, client, address, key } = task;
@@ -119,9 +119,8 @@ export default function serveConnection(task: ConnectionTask): Promise<Connectio
       shared.stats.add('bytesDown', down);
       // Give the permit back: Atomics.notify inside release() wakes the primary's next waiter.
       if (shared.leases.release(lease, shared.semaphore)) shared.stats.add('active', -1);
-      const ms = Math.round(performance.now() - started);
-      shared.log.write({ event: 'closed', level: 'debug', conn: id, client: info.client, up, down, ms });
-      resolve({ up, down, ms });
+      if (debugLogged(shared)) shared.log.write({ event: 'closed', level: 'debug', conn: id, client: info.client, up, down, ms: Math.round(performance.now() - started) });
+      resolve();
     });
     if (ctx!.options.proxyProtocol === 'on') void serveBehindBalancer(ctx!, socket, info);
     else serveSocket(ctx!, socket, info);
@@ -177,8 +176,21 @@ function serveSocket(context: ServeContext, socket: net.Socket, info: Connection
     server!.emit('connection', secure);
     socket.resume();
   } else {
-    handToParser(server!, socket, (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'));
+    handToParser(
+      server!,
+      socket,
+      (s) => answerUnparsable(context, s, 400, 'request line without an HTTP version'),
+      (s, first) => tunnelAtOnce(context, s, info, first),
+    );
   }
+}
+
+/** A first chunk that is a whole CONNECT head: straight to the tunnel, past the HTTP server (connect-head.ts). */
+function tunnelAtOnce(context: ServeContext, socket: net.Socket, info: ConnectionInfo, first: Buffer): boolean {
+  const connect = parseConnectHead(socket, first, context.options.maxHeaderBytes);
+  if (!connect) return false;
+  openTunnel(context, info, connect.req, socket, connect.head);
+  return true;
 }
 
 /** New live options (SIGHUP): new requests see them; open connections keep going. */

@@ -24,8 +24,11 @@ export function isVersionlessRequestLine(first: Buffer): boolean {
   return /^[A-Za-z]+ [^\s]+$/.test(first.toString('latin1', 0, end));
 }
 
-/** Hand `socket` to `server`'s parser, unless its first line has no version: then `refuse(socket)`. */
-export function handToParser(server: http.Server, socket: net.Socket, refuse: (socket: net.Socket) => void): void {
+/**
+ * Hand `socket` to `server`'s parser, unless its first line has no version: then `refuse(socket)`; or
+ * unless `direct(socket, first)` takes the connection itself (returns true), given the first chunk.
+ */
+export function handToParser(server: http.Server, socket: net.Socket, refuse: (socket: net.Socket) => void, direct?: (socket: net.Socket, first: Buffer) => boolean): void {
   const handOver = (first?: Buffer): void => {
     clearTimeout(timer);
     socket.off('data', onFirst);
@@ -41,6 +44,17 @@ export function handToParser(server: http.Server, socket: net.Socket, refuse: (s
       clearTimeout(timer);
       socket.off('end', onEnd);
       return refuse(socket);
+    }
+    if (direct) {
+      clearTimeout(timer);
+      socket.off('end', onEnd);
+      socket.off('error', ignore);
+      // Not flowing, not paused: what arrives meanwhile is buffered, and the first 'data' listener (the
+      // relay's) starts the flow again, as after http.Server's 'connect' event.
+      (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+      if (direct(socket, first)) return;
+      socket.on('error', ignore);
+      socket.once('end', onEnd);
     }
     handOver(first);
   };

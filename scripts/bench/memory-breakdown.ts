@@ -4,11 +4,13 @@
  * buffers, thread stacks, wasm), fresh and after rounds of load; then the RSS per idle CONNECT tunnel.
  *
  *   node scripts/bench/memory-breakdown.ts [--rounds 4] [--seconds 15] [--tunnels 2000] [--label x]
- *        [--env MALLOC_ARENA_MAX=2] [--node-flags "--max-semi-space-size=4"] [--direct] [-- proxyd flags…]
+ *        [--env MALLOC_ARENA_MAX=2] [--node-flags "--max-semi-space-size=4"] [--direct] [--checkout DIR]
+ *        [-- proxyd flags…]
  *
  * proxyd starts through its launcher (packages/proxyd/bin/proxyd, on this checkout's runtime), as users
  * run it, with the launcher's V8 flags and MALLOC_ARENA_MAX; --direct runs `node bin/proxyd.js` without
- * them. proxyd runs with its defaults (workers, cache, analytics, the admin server) except: loopback,
+ * them; --checkout runs another checkout's proxyd (a copy of an older commit, `git archive`, with this
+ * one's node_modules linked in) under the same measurement. proxyd runs with its defaults (workers, cache, analytics, the admin server) except: loopback,
  * the admin server on a free port (`-- --admin off` leaves it out), a log file in a temporary folder,
  * loopback destinations allowed. Each round is a wrk run (keep-alive,
  * 1 KiB, 50 connections) then a CONNECT-setups run (32 parallel, a third of the time), then 3 s of rest
@@ -20,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectSetups, idleTunnels, wrk } from './load.ts';
 import { freePort, startNginx } from './candidates.ts';
@@ -36,6 +38,7 @@ const { values, positionals } = parseArgs({
     env: { type: 'string', multiple: true, default: [] },
     'node-flags': { type: 'string', default: '' },
     direct: { type: 'boolean', default: false },
+    checkout: { type: 'string', default: '' },
   },
 });
 const rounds = Number(values.rounds);
@@ -45,6 +48,8 @@ if (!(rounds >= 0 && seconds >= 1 && tunnelCount >= 0)) {
   console.error('memory-breakdown: --rounds ≥ 0, --seconds ≥ 1, --tunnels ≥ 0');
   process.exit(2);
 }
+/** The proxyd measured: this checkout's, or --checkout's. */
+const CHECKOUT = values.checkout ? `${resolve(values.checkout)}/` : REPO;
 const extraEnv = Object.fromEntries(values.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
 const MiB = 1024 * 1024;
 const ARENA = 64 * MiB; // glibc's thread arenas: HEAP_MAX_SIZE on 64-bit, each mapped at a multiple of it
@@ -145,8 +150,8 @@ if (nodeFlags.length > 0) {
   writeFileSync(proxydNode, `#!/bin/sh\nexec ${runtime} ${nodeFlags.join(' ')} "$@"\n`, { mode: 0o755 });
 }
 const child = values.direct
-  ? spawn(runtime, [...nodeFlags, join(REPO, 'packages/proxyd/bin/proxyd.js'), ...proxydArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, NODE_OPTIONS: nodeOptions, PROXYD_HEAP_PROBE: base } })
-  : spawn(join(REPO, 'packages/proxyd/bin/proxyd'), proxydArgs, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, PROXYD_NODE: proxydNode, NODE_OPTIONS: nodeOptions, PROXYD_HEAP_PROBE: base } });
+  ? spawn(runtime, [...nodeFlags, join(CHECKOUT, 'packages/proxyd/bin/proxyd.js'), ...proxydArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, NODE_OPTIONS: nodeOptions, PROXYD_HEAP_PROBE: base } })
+  : spawn(join(CHECKOUT, 'packages/proxyd/bin/proxyd'), proxydArgs, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, PROXYD_NODE: proxydNode, NODE_OPTIONS: nodeOptions, PROXYD_HEAP_PROBE: base } });
 const stop = () => { try { child.kill('SIGTERM'); } catch { /* gone */ } };
 try {
   for (let i = 0; ; i++) {
@@ -164,7 +169,7 @@ try {
   const threads = () => readdirSync(`/proc/${child.pid}/task`).filter((t) => /^(proxyd-logger|WorkerThread|node|MainThread)/.test(readFileSync(`/proc/${child.pid}/task/${t}/comm`, 'utf8'))).length;
   await new Promise((r) => setTimeout(r, 5000));
   const isolates = threads();
-  const title = `proxyd${values.direct ? ' (node proxyd.js, no launcher)' : ' (through bin/proxyd)'}${values.label ? ` (${values.label})` : ''}${values['node-flags'] ? ` node ${values['node-flags']}` : ''}${values.env.length ? ` env ${values.env.join(' ')}` : ''}${positionals.length ? ` ${positionals.join(' ')}` : ''}`;
+  const title = `proxyd${values.checkout ? ` ${values.checkout}` : ''}${values.direct ? ' (node proxyd.js, no launcher)' : ' (through bin/proxyd)'}${values.label ? ` (${values.label})` : ''}${values['node-flags'] ? ` node ${values['node-flags']}` : ''}${values.env.length ? ` env ${values.env.join(' ')}` : ''}${positionals.length ? ` ${positionals.join(' ')}` : ''}`;
   console.log(`\n${title}: ${isolates} isolates; MiB; ${new Date().toISOString()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
   console.log('| when | RSS | node binary / other files | V8 heaps, physical (by space) | V8 by thread | malloc: main heap + thread arenas | other anonymous |');
   console.log('|---|---|---|---|---|---|---|');

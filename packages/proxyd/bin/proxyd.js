@@ -28,10 +28,10 @@ if (module.enableCompileCache && !process.env.NODE_DISABLE_COMPILE_CACHE) {
 // override every worker's own limit, so it is cleared here, before any thread starts: from now on each
 // thread starts small (1 MiB semi-spaces) and grows only when it is busy, so a fresh proxyd does not hold
 // two 16 MiB new spaces it is not using.
-// Started without the launcher (node bin/proxyd.js, as the tests do), the primary has no cap: then, as
-// before, every young generation is fixed at the size it starts with — the primary's at 1 MiB
-// semi-spaces, threads started from now on at 8 MiB. V8 flags are the process's; V8 reads these when
-// it sizes or grows a new space.
+// Started without the launcher (node bin/proxyd.js, as the tests do), the primary has no cap: then the
+// young generations are fixed as before this change — threads started from now on at 8 MiB semi-spaces,
+// the primary at what it started with (1 MiB; V8 may still resize it to the new minimum after a full
+// collection). V8 flags are the process's; V8 reads these when it sizes or grows a new space.
 if (process.execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))) {
   v8.setFlagsFromString('--max-semi-space-size=0');
 } else {

@@ -31,5 +31,6 @@ if [ -n "${CREDENTIALS_DIRECTORY:-}" ]; then
   done
 fi
 echo "proxyd-start: credentials handed to proxyd:${used:- none}" >&2
-# One V8 helper thread, as bin/proxyd runs it (the reason is there).
-exec "$bin/node" --v8-pool-size=1 "$@"
+# Node's flags as bin/proxyd gives them (the reasons are there): one V8 helper thread, and the primary's
+# young generation capped at 1 MiB semi-spaces.
+exec "$bin/node" --v8-pool-size=1 --max-semi-space-size=1 "$@"

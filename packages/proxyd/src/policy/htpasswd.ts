@@ -2,13 +2,10 @@
 // maintained libraries: bcrypt ($2y$, $2a$, $2b$) with bcryptjs, Apache MD5 ($apr1$) with apache-md5,
 // and {SHA} (base64 SHA-1, legacy) with node:crypto. Plain-text and crypt(3) DES entries are refused when
 // the file is loaded: they are too weak to accept on a public host.
+// The two libraries are imported on the first check of a hash of their kind, not with this module:
+// every thread loads this file, most proxies have no --auth-file, and the two cost ~0.8 MiB of heap in
+// each of them (issue 20). import() loads a module once; later calls get the same one.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import bcrypt from 'bcryptjs';
-import apacheMd5 from 'apache-md5';
-
-// apache-md5 is CommonJS (module.exports = fn) with an ES-style d.ts: at run time the default import is
-// the function itself.
-const md5 = apacheMd5 as unknown as (password: string, salt?: string) => string;
 
 export type Users = ReadonlyMap<string, string>;
 
@@ -32,8 +29,16 @@ export function parseHtpasswd(text: string): Users {
 
 /** Check a password against an htpasswd hash. bcrypt is slow by design: callers cache successes. */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
-  if (hash.startsWith('$2')) return bcrypt.compare(password, hash.replace(/^\$2y\$/, '$2b$'));
-  if (hash.startsWith('$apr1$')) return safeEqual(md5(password, hash), hash);
+  if (hash.startsWith('$2')) {
+    const { default: bcrypt } = await import('bcryptjs');
+    return bcrypt.compare(password, hash.replace(/^\$2y\$/, '$2b$'));
+  }
+  if (hash.startsWith('$apr1$')) {
+    // apache-md5 is CommonJS (module.exports = fn) with an ES-style d.ts: at run time the default
+    // export is the function itself.
+    const md5 = (await import('apache-md5')).default as unknown as (password: string, salt?: string) => string;
+    return safeEqual(md5(password, hash), hash);
+  }
   if (hash.startsWith('{SHA}')) return safeEqual(`{SHA}${createHash('sha1').update(password).digest('base64')}`, hash);
   return false;
 }

@@ -236,10 +236,18 @@ function describeCache(options: ProxyOptions, location: { mode: string; file: st
   return `${location.mode} ${formatByteSize(options.cacheMaxBytes)} (objects up to ${formatByteSize(options.cacheMaxObjectBytes)}) in ${location.file}${held}`;
 }
 
+/**
+ * 60312 → "60,312". Not toLocaleString: the first number formatted through Intl makes ICU read ~4.5 MiB
+ * of its locale data from the node binary, all of it resident from then on (issue 20, memory-breakdown.ts).
+ */
+function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+$)/g, ',');
+}
+
 /** The open-file limit in words: how many clients fit, two descriptors each. */
 function describeOpenFiles(budget: FdBudget): string {
   if (budget.limit === undefined) return 'limit not known (no /proc/self/limits, or unlimited): no budget kept';
-  return `limit ${budget.limit.toLocaleString('en-US')}: room for ${budget.clients.toLocaleString('en-US')} clients at 2 descriptors each (${budget.reserve} kept for the proxy)`;
+  return `limit ${thousands(budget.limit)}: room for ${thousands(budget.clients)} clients at 2 descriptors each (${budget.reserve} kept for the proxy)`;
 }
 
 /** The warning when every permit held plus a full queue would not fit under the open-file limit. */
@@ -248,8 +256,8 @@ function openFilesShortfall(budget: FdBudget, options: ProxyOptions): string | u
   if (budget.limit === undefined || needed <= budget.budget) return undefined;
   const want = needed + budget.reserve;
   return (
-    `--max-clients ${options.maxClients} and --max-waiting ${options.maxWaiting} need up to ${want.toLocaleString('en-US')} open files, but the limit is ${budget.limit.toLocaleString('en-US')}: ` +
-    `past about ${budget.clients.toLocaleString('en-US')} clients new ones are refused 503 at accept. ` +
+    `--max-clients ${options.maxClients} and --max-waiting ${options.maxWaiting} need up to ${thousands(want)} open files, but the limit is ${thousands(budget.limit)}: ` +
+    `past about ${thousands(budget.clients)} clients new ones are refused 503 at accept. ` +
     `Raise it with \`ulimit -n ${want}\` in the shell that starts proxyd (Node.js raises its soft limit to the hard one: the hard limit is the one that counts) or LimitNOFILE= in a systemd unit (the shipped unit sets 65536), or lower --max-clients`
   );
 }

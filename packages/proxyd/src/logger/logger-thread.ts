@@ -21,8 +21,9 @@ import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
 import { STAT_NAMES, type StatName } from '../memory/stats-names.ts';
 import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
-import { hostOf, isoTime, readableLine } from './format.ts';
+import { addressOf, hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
+import { passThrough } from './pass-through.ts';
 import { AccessLog } from './access-log.ts';
 import { Analytics } from './analytics.ts';
 import { requestFacts } from './request-facts.ts';
@@ -31,7 +32,6 @@ import type { AnalyticsRequest, LoggerInit, LoggerMessage, ToLogger } from '../m
 const init = workerData as LoggerInit;
 const ring = new LogRing(init.ring);
 const stats = new Stats<StatName>(init.stats, STAT_NAMES);
-const decoder = new TextDecoder();
 /** Where a batch's text rides inside winston's info object: JSON lines for the file, readable lines for stdout. */
 const FILE_LINES = Symbol.for('proxyd.fileLines');
 const READABLE_LINES = Symbol.for('proxyd.readableLines');
@@ -41,6 +41,7 @@ let stdoutFailed = false;
 stdout?.on('error', () => (stdoutFailed = true)); // stdout gone (closed pipe): the log file still has it all
 
 const logger = winston.createLogger({
+  format: passThrough(),
   transports: [
     new winston.transports.File({
       filename: init.logFile,
@@ -121,7 +122,7 @@ function aggregate(record: Record<string, unknown>): void {
   if (record.event === 'request' || record.event === 'tunnel' || record.event === 'blocked') {
     const host = hostOf(record);
     if (host) bump(hosts, host);
-    if (typeof record.client === 'string') bump(clients, record.client.replace(/:\d+$/, ''));
+    if (typeof record.client === 'string') bump(clients, addressOf(record.client));
   }
   if (record.event !== 'status' && record.level !== 'debug') {
     recent.push(record);
@@ -177,7 +178,7 @@ function answerAnalytics(request: AnalyticsRequest): void {
   try {
     if (stopping) throw new Error('proxyd is stopping'); // the store is being closed
     if (!analytics) throw new Error(analyticsError ?? 'analytics are off (--analytics off)');
-    ring.drain(onRecord);
+    ring.drainText(onRecord);
     writeBatch();
     answer = { type: 'analytics', id: request.id, report: analytics.report(request.range) };
   } catch (err) {
@@ -186,14 +187,14 @@ function answerAnalytics(request: AnalyticsRequest): void {
   parentPort!.postMessage(answer);
 }
 
-function onRecord(bytes: Uint8Array): void {
-  const json = decoder.decode(bytes);
+/** One record, as the ring held it (decoded in place: LogRing.drainText). */
+function onRecord(json: string): void {
   let record: Record<string, unknown> | null = null;
   try {
     record = JSON.parse(json) as Record<string, unknown> | null;
   } catch {} // not JSON: reported as unreadable below
   if (typeof record !== 'object' || record === null) {
-    return addRecord({ time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: bytes.byteLength });
+    return addRecord({ time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: Buffer.byteLength(json) });
   }
   const time = typeof record.time === 'number' ? record.time : Date.now(); // before addRecord makes it a string
   addRecord(record, json);
@@ -241,7 +242,7 @@ const BATCH_MS = 10;
 
 async function drainLoop(): Promise<void> {
   while (!stopping) {
-    const drained = ring.drain(onRecord);
+    const drained = ring.drainText(onRecord);
     writeBatch();
     reportDrops();
     if (drained > 0) await new Promise((resolve) => setTimeout(resolve, BATCH_MS));
@@ -254,7 +255,7 @@ async function flushAndClose(): Promise<void> {
   clearInterval(statusTimer);
   clearInterval(summaryTimer);
   clearInterval(analyticsTimer);
-  ring.drain(onRecord);
+  ring.drainText(onRecord);
   writeBatch();
   reportDrops();
   try {

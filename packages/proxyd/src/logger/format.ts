@@ -21,18 +21,31 @@ export function readableLine(r: Record<string, unknown>): string {
 }
 
 /**
- * A record's time (ms since the epoch) as an ISO string. Records come in bursts from the same
- * millisecond, so the last answer is kept: most calls are one comparison.
+ * A record's time (ms since the epoch) as an ISO string, as Date#toISOString writes it. Records come in
+ * bursts from the same millisecond, so the last answer is kept: most calls are one comparison; and a
+ * new millisecond in the same second only swaps the milliseconds of the last second's text.
  */
 let lastMs = NaN;
 let lastIso = '';
+let lastSecond = NaN;
+let secondPrefix = ''; // "2026-12-01T18:50:57."
 export function isoTime(ms: number): string {
   if (ms !== lastMs) {
     lastMs = ms;
-    lastIso = new Date(ms).toISOString();
+    const second = Math.floor(ms / 1000);
+    // Years 1970 … 9999 only: before and after them toISOString writes other forms.
+    if (second === lastSecond && Number.isInteger(ms)) lastIso = `${secondPrefix}${MILLIS[ms - second * 1000]}Z`;
+    else {
+      lastIso = new Date(ms).toISOString();
+      if (Number.isInteger(ms) && ms >= 0 && ms < 253402300800000) {
+        lastSecond = second;
+        secondPrefix = lastIso.slice(0, 20);
+      }
+    }
   }
   return lastIso;
 }
+const MILLIS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
 
 /**
  * The host a request went to: from "http://host:port/path" or a CONNECT "host:port" (no URL parse: hot

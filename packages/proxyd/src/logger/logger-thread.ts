@@ -237,8 +237,12 @@ const statusTimer = init.statusIntervalMs > 0 ? setInterval(statusLine, init.sta
 
 // While records keep coming, drain in batches every BATCH_MS instead of sleeping on the ring: writers
 // then find the logger awake and skip the notify (log-ring.ts), and each wake-up here does a batch's
-// work. The ring holds far more than BATCH_MS of records at any rate the proxy reaches.
-const BATCH_MS = 10;
+// work. The ring holds far more than BATCH_MS of records at any rate the proxy reaches (4 MiB: over a
+// second of records at 10,000 a second). A wake-up costs about 270 µs of this thread's CPU whatever it
+// carries (winston's stream pipeline, a file write, timers): at 4,000 records a second, 10 ms batches
+// cost 13.5 µs a record and 40 ms ones 8.4 (scripts/bench/logger-drain.ts, issue 20). A line reaches
+// the file at most BATCH_MS later; a flush (shutdown) and an analytics query drain first.
+const BATCH_MS = 50;
 
 async function drainLoop(): Promise<void> {
   while (!stopping) {

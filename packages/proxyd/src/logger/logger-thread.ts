@@ -235,21 +235,25 @@ function statusLine(): void {
 
 const statusTimer = init.statusIntervalMs > 0 ? setInterval(statusLine, init.statusIntervalMs) : undefined;
 
-// While records keep coming, drain in batches every BATCH_MS instead of sleeping on the ring: writers
-// then find the logger awake and skip the notify (log-ring.ts), and each wake-up here does a batch's
-// work. The ring holds far more than BATCH_MS of records at any rate the proxy reaches (4 MiB: over a
-// second of records at 10,000 a second). A wake-up costs about 270 µs of this thread's CPU whatever it
-// carries (winston's stream pipeline, a file write, timers): at 4,000 records a second, 10 ms batches
-// cost 13.5 µs a record and 40 ms ones 8.4 (scripts/bench/logger-drain.ts, issue 20). A line reaches
-// the file at most BATCH_MS later; a flush (shutdown) and an analytics query drain first.
-const BATCH_MS = 50;
+// While records keep coming, drain in batches instead of sleeping on the ring: writers then find the
+// logger awake and skip the notify (log-ring.ts), and each wake-up here does a batch's work. A wake-up
+// costs about 270 µs of this thread's CPU whatever it carries (winston's stream pipeline, a file write,
+// timers): at 4,000 records a second, 10 ms batches cost 13.5 µs a record and 40 ms ones 8.4
+// (scripts/bench/logger-drain.ts, issue 20). So a busy proxy (a batch of BUSY_RECORDS or more, 2,500
+// records a second) is drained every BUSY_BATCH_MS, and it stays so until it falls under 500 a second;
+// a quiet one every BATCH_MS, so that its lines reach the file at once, as people and tests expect.
+// The ring holds far more than BUSY_BATCH_MS of records at any rate the proxy reaches (4 MiB: over a
+// second at 10,000 a second). A flush (shutdown) and an analytics query drain first.
+const BATCH_MS = 10;
+const BUSY_BATCH_MS = 50;
+const BUSY_RECORDS = 25;
 
 async function drainLoop(): Promise<void> {
   while (!stopping) {
     const drained = ring.drainText(onRecord);
     writeBatch();
     reportDrops();
-    if (drained > 0) await new Promise((resolve) => setTimeout(resolve, BATCH_MS));
+    if (drained > 0) await new Promise((resolve) => setTimeout(resolve, drained >= BUSY_RECORDS ? BUSY_BATCH_MS : BATCH_MS));
     else await ring.waitForRecords(1000); // holds a timer while waiting: this thread stays alive
   }
 }

@@ -23,7 +23,8 @@
  * Consumer (one thread): Atomics.load(writeSeq), copy every record up to it out of the ring, then
  * Atomics.store(readSeq) to hand the space back. It needs no lock: producers only write between writeSeq
  * and readSeq + capacity, which the consumer never touches. With nothing to read it sleeps on writeSeq
- * (Atomics.waitAsync, so the logger's event loop keeps running).
+ * (Atomics.waitAsync, so the logger's event loop keeps running). drainText() copies a record out as a
+ * string, decoded straight from the ring: until readSeq moves, nobody writes those bytes either.
  *
  * Why the `asleep` word: a notify is not free (with an async waiter it is a cross-thread wake-up, a
  * system call), and a busy consumer is not waiting, so producers notify only when the consumer has
@@ -68,8 +69,11 @@ export class LogRing {
   readonly #mask: number;
   readonly #mutex: Mutex;
   readonly #encoder = new TextEncoder();
+  readonly #decoder = new TextDecoder();
   /** Per-thread scratch space for writeString (this object lives in one thread). */
   readonly #scratch = new Uint8Array(16 * 1024);
+  /** The consumer's: where drainText puts together a record that wraps around the end. */
+  #wrapped = new Uint8Array(0);
 
   /** Create a ring with `capacity` data bytes (rounded up to a power of two, at least 64). */
   static create(capacity: number): LogRing {
@@ -139,6 +143,19 @@ export class LogRing {
    * Calls `onRecord` for each; returns how many there were.
    */
   drain(onRecord: (record: Uint8Array) => void): number {
+    return this.#drain((at, length) => onRecord(this.#copyOut(at, length)));
+  }
+
+  /**
+   * Consumer only: drain(), with each record decoded as UTF-8 text straight from the ring (a record
+   * that wraps around the end is put together in scratch space first). The logger reads its records
+   * this way: a fresh Uint8Array per record only to decode it was a tenth of its time (issue 20).
+   */
+  drainText(onRecord: (text: string) => void): number {
+    return this.#drain((at, length) => onRecord(this.#decoder.decode(this.#bytesAt(at, length))));
+  }
+
+  #drain(onRecord: (at: number, length: number) => void): number {
     const words = this.#words;
     const writeSeq = Atomics.load(words, WRITE_SEQ);
     let readSeq = words[READ_SEQ]!;
@@ -146,7 +163,7 @@ export class LogRing {
     while (readSeq !== writeSeq) {
       const at = readSeq & this.#mask;
       const length = this.#view.getUint32(at);
-      onRecord(this.#copyOut((at + LENGTH_BYTES) & this.#mask, length));
+      onRecord((at + LENGTH_BYTES) & this.#mask, length);
       readSeq = (readSeq + padded(length)) | 0;
       count++;
     }
@@ -203,6 +220,16 @@ export class LogRing {
     const first = Math.min(bytes.byteLength, this.capacity - at);
     this.#data.set(bytes.subarray(0, first), at);
     if (first < bytes.byteLength) this.#data.set(bytes.subarray(first), 0);
+  }
+
+  /** A record's payload as one view: in place when it does not wrap, else copied into the scratch space. */
+  #bytesAt(at: number, length: number): Uint8Array {
+    if (at + length <= this.capacity) return this.#data.subarray(at, at + length);
+    if (this.#wrapped.length < length) this.#wrapped = new Uint8Array(Math.max(length, 1024));
+    const first = this.capacity - at;
+    this.#wrapped.set(this.#data.subarray(at), 0);
+    this.#wrapped.set(this.#data.subarray(0, length - first), first);
+    return this.#wrapped.subarray(0, length);
   }
 
   #copyOut(at: number, length: number): Uint8Array {

@@ -16,6 +16,7 @@
 import winston from 'winston';
 import type { AccessLogFormat } from '../messages/logger-messages.ts';
 import type { RequestFacts } from './request-facts.ts';
+import { passThrough } from './pass-through.ts';
 
 /** Squid's result code for the request: what the cache did, or that it was a tunnel or denied. */
 function squidCode(f: RequestFacts): string {
@@ -77,6 +78,7 @@ export class AccessLog {
   constructor(options: { file: string; format: AccessLogFormat; maxBytes: number; maxFiles: number }) {
     this.#line = options.format === 'squid' ? squidLine : combinedLine;
     this.#logger = winston.createLogger({
+      format: passThrough(),
       transports: [
         new winston.transports.File({
           filename: options.file,

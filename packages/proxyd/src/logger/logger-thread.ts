@@ -21,8 +21,9 @@ import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
 import { STAT_NAMES, type StatName } from '../memory/stats-names.ts';
 import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
-import { hostOf, isoTime, readableLine } from './format.ts';
+import { addressOf, hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
+import { passThrough } from './pass-through.ts';
 import { AccessLog } from './access-log.ts';
 import { Analytics } from './analytics.ts';
 import { requestFacts } from './request-facts.ts';
@@ -31,7 +32,6 @@ import type { AnalyticsRequest, LoggerInit, LoggerMessage, ToLogger } from '../m
 const init = workerData as LoggerInit;
 const ring = new LogRing(init.ring);
 const stats = new Stats<StatName>(init.stats, STAT_NAMES);
-const decoder = new TextDecoder();
 /** Where a batch's text rides inside winston's info object: JSON lines for the file, readable lines for stdout. */
 const FILE_LINES = Symbol.for('proxyd.fileLines');
 const READABLE_LINES = Symbol.for('proxyd.readableLines');
@@ -41,6 +41,7 @@ let stdoutFailed = false;
 stdout?.on('error', () => (stdoutFailed = true)); // stdout gone (closed pipe): the log file still has it all
 
 const logger = winston.createLogger({
+  format: passThrough(),
   transports: [
     new winston.transports.File({
       filename: init.logFile,
@@ -121,7 +122,7 @@ function aggregate(record: Record<string, unknown>): void {
   if (record.event === 'request' || record.event === 'tunnel' || record.event === 'blocked') {
     const host = hostOf(record);
     if (host) bump(hosts, host);
-    if (typeof record.client === 'string') bump(clients, record.client.replace(/:\d+$/, ''));
+    if (typeof record.client === 'string') bump(clients, addressOf(record.client));
   }
   if (record.event !== 'status' && record.level !== 'debug') {
     recent.push(record);
@@ -177,7 +178,7 @@ function answerAnalytics(request: AnalyticsRequest): void {
   try {
     if (stopping) throw new Error('proxyd is stopping'); // the store is being closed
     if (!analytics) throw new Error(analyticsError ?? 'analytics are off (--analytics off)');
-    ring.drain(onRecord);
+    ring.drainText(onRecord);
     writeBatch();
     answer = { type: 'analytics', id: request.id, report: analytics.report(request.range) };
   } catch (err) {
@@ -186,14 +187,14 @@ function answerAnalytics(request: AnalyticsRequest): void {
   parentPort!.postMessage(answer);
 }
 
-function onRecord(bytes: Uint8Array): void {
-  const json = decoder.decode(bytes);
+/** One record, as the ring held it (decoded in place: LogRing.drainText). */
+function onRecord(json: string): void {
   let record: Record<string, unknown> | null = null;
   try {
     record = JSON.parse(json) as Record<string, unknown> | null;
   } catch {} // not JSON: reported as unreadable below
   if (typeof record !== 'object' || record === null) {
-    return addRecord({ time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: bytes.byteLength });
+    return addRecord({ time: Date.now(), level: 'warn', event: 'log-record-unreadable', bytes: Buffer.byteLength(json) });
   }
   const time = typeof record.time === 'number' ? record.time : Date.now(); // before addRecord makes it a string
   addRecord(record, json);
@@ -234,17 +235,25 @@ function statusLine(): void {
 
 const statusTimer = init.statusIntervalMs > 0 ? setInterval(statusLine, init.statusIntervalMs) : undefined;
 
-// While records keep coming, drain in batches every BATCH_MS instead of sleeping on the ring: writers
-// then find the logger awake and skip the notify (log-ring.ts), and each wake-up here does a batch's
-// work. The ring holds far more than BATCH_MS of records at any rate the proxy reaches.
+// While records keep coming, drain in batches instead of sleeping on the ring: writers then find the
+// logger awake and skip the notify (log-ring.ts), and each wake-up here does a batch's work. A wake-up
+// costs about 270 µs of this thread's CPU whatever it carries (winston's stream pipeline, a file write,
+// timers): at 4,000 records a second, 10 ms batches cost 13.5 µs a record and 40 ms ones 8.4
+// (scripts/bench/logger-drain.ts, issue 20). So a busy proxy (a batch of BUSY_RECORDS or more, 2,500
+// records a second) is drained every BUSY_BATCH_MS, and it stays so until it falls under 500 a second;
+// a quiet one every BATCH_MS, so that its lines reach the file at once, as people and tests expect.
+// The ring holds far more than BUSY_BATCH_MS of records at any rate the proxy reaches (4 MiB: over a
+// second at 10,000 a second). A flush (shutdown) and an analytics query drain first.
 const BATCH_MS = 10;
+const BUSY_BATCH_MS = 50;
+const BUSY_RECORDS = 25;
 
 async function drainLoop(): Promise<void> {
   while (!stopping) {
-    const drained = ring.drain(onRecord);
+    const drained = ring.drainText(onRecord);
     writeBatch();
     reportDrops();
-    if (drained > 0) await new Promise((resolve) => setTimeout(resolve, BATCH_MS));
+    if (drained > 0) await new Promise((resolve) => setTimeout(resolve, drained >= BUSY_RECORDS ? BUSY_BATCH_MS : BATCH_MS));
     else await ring.waitForRecords(1000); // holds a timer while waiting: this thread stays alive
   }
 }
@@ -254,7 +263,7 @@ async function flushAndClose(): Promise<void> {
   clearInterval(statusTimer);
   clearInterval(summaryTimer);
   clearInterval(analyticsTimer);
-  ring.drain(onRecord);
+  ring.drainText(onRecord);
   writeBatch();
   reportDrops();
   try {

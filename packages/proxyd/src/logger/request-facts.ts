@@ -13,7 +13,7 @@
  *             (events of issue 16, listed here so that they count once they are logged);
  *   failed  — allowed, but the destination did not answer (502/504).
  */
-import { hostOf } from './format.ts';
+import { addressOf, hostOf } from './format.ts';
 
 export type Decision = 'allowed' | 'blocked' | 'refused' | 'limited' | 'failed';
 export const DECISIONS: readonly Decision[] = ['allowed', 'blocked', 'refused', 'limited', 'failed'];
@@ -78,7 +78,7 @@ export function requestFacts(record: Record<string, unknown>, time: number): Req
   return {
     time,
     decision: rule.decision(record),
-    client: typeof record.client === 'string' ? record.client.replace(/:\d+$/, '') : '-',
+    client: typeof record.client === 'string' ? addressOf(record.client) : '-',
     host: hostOf(record),
     method: str(record.method),
     target: str(record.url) ?? str(record.target),
@@ -94,5 +94,6 @@ export function requestFacts(record: Record<string, unknown>, time: number): Req
 
 /** "2xx" … "5xx"; "none" for a connection closed without an answer. */
 export function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'none';
+  return status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100)]! : 'none';
 }
+const STATUS_CLASSES = ['', '1xx', '2xx', '3xx', '4xx', '5xx']; // made once, not once per record

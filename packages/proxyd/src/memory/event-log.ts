@@ -31,7 +31,7 @@ export class EventLog {
    */
   write(event: LogEvent): boolean {
     if (LEVEL_RANK[event.level ?? 'info'] > this.#level()) return true;
-    const record = JSON.stringify({ time: Date.now(), level: 'info', thread: threadId, ...event });
+    const record = encode(event);
     try {
       return this.#ring.writeString(record);
     } catch {
@@ -39,4 +39,18 @@ export class EventLog {
       return this.#ring.writeString(JSON.stringify({ time: Date.now(), level: 'warn', thread: threadId, event: 'log-record-too-large', of: event.event }));
     }
   }
+}
+
+/** What every record starts with after its time: its level (info unless the event says) and thread. */
+const INFO_THREAD = `,"level":"info","thread":${threadId},`;
+
+/**
+ * The record's JSON text: `{ time, level: 'info', thread, ...event }` stringified. An event without a
+ * level, time or thread of its own (every request record) gets the same text from a fixed prefix and
+ * the event's own JSON: no merged copy of the event is made (measured: half of the producer's cost of
+ * a request record). Field names are never integer-like ("0"), which an object would put first.
+ */
+function encode(event: LogEvent): string {
+  if ('level' in event || 'time' in event || 'thread' in event) return JSON.stringify({ time: Date.now(), level: 'info', thread: threadId, ...event });
+  return `{"time":${Date.now()}${INFO_THREAD}${JSON.stringify(event).slice(1)}`;
 }

@@ -14,7 +14,11 @@ export function makeRecord(producer: number, seq: number): Uint8Array {
 }
 
 export function parseRecord(bytes: Uint8Array): { producer: number; seq: number; intact: boolean } {
-  const text = decoder.decode(bytes);
+  return parseText(decoder.decode(bytes));
+}
+
+/** parseRecord for a record the consumer read as text (LogRing.drainText). */
+export function parseText(text: string): { producer: number; seq: number; intact: boolean } {
   const [p, s, payload] = text.split(':');
   const producer = Number(p);
   const seq = Number(s);

@@ -123,17 +123,29 @@ function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): Dispa
     }
     // The key's headers are read only where they matter (a stored entry with a Vary, a Range): a miss of
     // a URL nothing is stored under never builds them.
-    let headers: Record<string, string | string[]> | undefined;
-    const key: CacheTypes.default.CacheKey = {
-      origin,
-      method,
-      path: opts.path,
-      get headers() {
-        return (headers ??= undiciCache.normalizeHeaders(opts));
-      },
-    };
+    const key = new LazyKey(origin, method, opts);
     return ask({ next, setup, opts, handler, trace, key, onlyIfCached: cc?.['only-if-cached'] === true });
   };
+}
+
+/** A request's cache key whose headers are normalized on first read (a class: no accessor defined per request). */
+class LazyKey implements CacheTypes.default.CacheKey {
+  readonly origin: string;
+  readonly method: string;
+  readonly path: string;
+  readonly #opts: Dispatcher.DispatchOptions;
+  #headers: Record<string, string | string[]> | undefined;
+
+  constructor(origin: string, method: string, opts: Dispatcher.DispatchOptions) {
+    this.origin = origin;
+    this.method = method;
+    this.path = opts.path;
+    this.#opts = opts;
+  }
+
+  get headers(): Record<string, string | string[]> {
+    return (this.#headers ??= undiciCache.normalizeHeaders(this.#opts));
+  }
 }
 
 /** The request's Cache-Control value(s), read from the raw header list forward-http.ts gives (any other form: normalized). */
@@ -172,8 +184,15 @@ function ask(a: Asking): boolean {
   const [hi, lo] = urlHash(url);
   const joined = a.setup.inFlight.join(hi, lo);
   switch (joined.role) {
-    case 'leader':
-      return lead(a, joined);
+    case 'leader': {
+      // Look again (InFlightTable: look, join, look again): a leader may have stored it and left between
+      // our look and our join; fetching now would be a second origin fetch for a stored answer.
+      const found = a.setup.store.lookup(a.key);
+      if (found === undefined) return lead(a, joined);
+      a.setup.inFlight.finish(joined, true);
+      a.trace.coalesced = true;
+      return answerFromStore(a, found);
+    }
     case 'full':
       return a.next(a.opts, a.handler);
     case 'done':

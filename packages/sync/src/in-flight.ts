@@ -58,6 +58,17 @@
  * thread attached to it leaves (refs → 0, under the mutex), and the epoch in the word only ever grows
  * (wrapping after 2^29 fetches through one slot): a waiter's remembered word can never come back.
  *
+ * Look, join, look again. The caller looks for the result first (a hit needs no table at all) and joins
+ * only after a miss — but the look and the join are two steps, and a leader may finish in between: its
+ * result published, its slot freed (no follower left holding it), so the join finds no slot and answers
+ * LEADER, and a second fetch starts for a result that is already there (the race test/in-flight.test.ts
+ * shows, step by step and across threads). So a new LEADER looks once more before it fetches, and if the
+ * result is there it finish()es at once (ok) and uses it. That second look cannot miss a leader that has
+ * left: a leader publishes before its finish(), and leaves under the mutex; a join that found no slot for
+ * the key took the same mutex after that leave, so the publication happened before the second look. (A
+ * join that finds the slot still held gets FOLLOWER or DONE, and reads the result after the leader's
+ * notify.) One look after the join alone would do too, but the look before keeps hits off the mutex.
+ *
  * Keys are hashes. Two URLs with the same 53-bit hash would share a slot: a follower would wait for the
  * wrong fetch, then read its result and not find what it wants — the caller then fetches on its own. A
  * delay, never a wrong answer; the caller decides what a result is, the table only orders the fetches.
@@ -134,7 +145,10 @@ export class InFlightTable {
     this.slots = Math.floor(this.#words.length / SLOT_WORDS);
   }
 
-  /** Register interest in `key` (two Int32 words of a hash). Never blocks for longer than the scan. */
+  /**
+   * Register interest in `key` (two Int32 words of a hash). Never blocks for longer than the scan. A caller
+   * that looked for the result before joining must look again when it is made LEADER (see the top).
+   */
   join(keyHi: number, keyLo: number): Joined {
     const w = this.#words;
     this.#mutex.lock();

@@ -6,9 +6,23 @@ const WORKER = new URL('./workers/in-flight.worker.ts', import.meta.url);
 const THREADS = 4;
 const CLIENTS = 25; // per thread: 100 clients of one cold key
 
-async function race(o: { guarded: boolean; leaderDies?: boolean; patienceMs?: number }): Promise<{ fetches: number; answered: number; table: InFlightTable }> {
+interface RaceOptions {
+  guarded: boolean;
+  leaderDies?: boolean;
+  patienceMs?: number;
+  spreadMs?: number;
+  lookMs?: number;
+  fetchMs?: number;
+  lookAgain?: boolean;
+  /** Rounds of a cold key each in one start of the threads, every `roundMs` (fetches: the first round's). */
+  rounds?: number;
+  roundMs?: number;
+}
+
+async function race(o: RaceOptions): Promise<{ fetches: number; answered: number; table: InFlightTable; perRound: number[] }> {
+  const rounds = o.rounds ?? 1;
   const table = InFlightTable.create(64);
-  const shared = new Int32Array(new SharedArrayBuffer(12));
+  const shared = new Int32Array(new SharedArrayBuffer(12 * rounds));
   const gate = new StartGate();
   const done = runWorkers<{ answered: number }>(WORKER, THREADS, () => ({
     tableBuffer: table.buffer,
@@ -16,13 +30,19 @@ async function race(o: { guarded: boolean; leaderDies?: boolean; patienceMs?: nu
     gateBuffer: gate.buffer,
     clients: CLIENTS,
     guarded: o.guarded,
-    fetchMs: 50,
+    fetchMs: o.fetchMs ?? 50,
     leaderDies: o.leaderDies ?? false,
     patienceMs: o.patienceMs ?? 5_000,
+    spreadMs: o.spreadMs ?? 0,
+    lookMs: o.lookMs ?? 0,
+    lookAgain: o.lookAgain ?? true,
+    rounds,
+    roundMs: o.roundMs ?? 0,
   }));
   await gate.openWhenReady(THREADS);
   const results = await done;
-  return { fetches: shared[1]!, answered: results.reduce((n, r) => n + r.answered, 0), table };
+  const perRound = Array.from({ length: rounds }, (_, r) => shared[r * 3 + 1]!);
+  return { fetches: shared[1]!, answered: results.reduce((n, r) => n + r.answered, 0), table, perRound };
 }
 
 t.test('without the table, clients that miss together all fetch (the test can see the race)', async (t) => {
@@ -74,4 +94,45 @@ t.test('a leader that gives up hands the fetch to one follower at once; slots ar
   t.ok(table.finish(first, true), 'the new leader finishes');
   const roles = (await Promise.all([fb, fc])).map((f) => f.role).sort();
   t.same(roles, ['done', 'leader'], 'the other follower reads the result');
+});
+
+t.test('look, join, look again: a leader that finished between a look and a join is not fetched for twice', async (t) => {
+  // Step by step, in one thread: the interleaving the top of in-flight.ts describes.
+  const table = InFlightTable.create(4);
+  let stored = 0; // the cache
+  let fetches = 0;
+  const a = table.join(7, 7); // A missed and leads
+  t.equal(a.role, 'leader');
+  const bLooked = stored; // B looks: a miss (A has not finished)
+  fetches++; // A's fetch
+  stored = 42; // A publishes …
+  if (a.role === 'leader') t.ok(table.finish(a, true)); // … finishes, and leaves: the slot is free again
+  const b = table.join(7, 7); // B joins after its miss
+  t.equal(bLooked, 0, 'B looked before A published');
+  t.equal(b.role, 'leader', 'B finds no slot: it is made leader although the result is there');
+  // Without a second look B would fetch now (the race). With it:
+  if (b.role === 'leader') {
+    if (stored !== 0) t.ok(table.finish(b, true), 'B looks again, finds the result, finishes at once');
+    else fetches++;
+  }
+  t.equal(fetches, 1, 'one origin fetch');
+  t.same(table.snapshot(), { inFlight: 0, waiting: 0, followers: 0, takeovers: 0 }, 'the slot is free');
+});
+
+// Across threads: 12 rounds of a cold key each, 150 ms apart; in each, clients arrive over 60 ms, a
+// look takes up to 3 ms before the join and a fetch 5 ms, so joins land after leaders have left.
+const SPREAD = { guarded: true, spreadMs: 60, lookMs: 3, fetchMs: 5, rounds: 12, roundMs: 150 } as const;
+
+t.test('across threads, without the second look, late joiners fetch again (the test can see the race)', async (t) => {
+  const { perRound, answered } = await race({ ...SPREAD, lookAgain: false });
+  t.equal(answered, SPREAD.rounds * THREADS * CLIENTS, 'every client got the value');
+  const total = perRound.reduce((a, b) => a + b, 0);
+  t.ok(total > SPREAD.rounds, `${total} origin fetches for ${SPREAD.rounds} keys (per round: ${perRound.join(' ')})`);
+});
+
+t.test('across threads, with the second look, exactly 1 fetch per key however the joins land', async (t) => {
+  const { perRound, answered, table } = await race({ ...SPREAD, lookAgain: true });
+  t.equal(answered, SPREAD.rounds * THREADS * CLIENTS, 'every client got the value');
+  t.same(perRound, perRound.map(() => 1), `one origin fetch per key (per round: ${perRound.join(' ')})`);
+  t.same({ inFlight: table.snapshot().inFlight, waiting: table.snapshot().waiting }, { inFlight: 0, waiting: 0 }, 'nothing left in flight or waiting');
 });

@@ -43,10 +43,11 @@ export type TracedOptions = Dispatcher.DispatchOptions & { proxydTrace?: CacheTr
 /** The dispatcher a serving thread forwards plain HTTP through when the cache is on. */
 export function cachingDispatcher(agent: Agent, setup: CacheLayerSetup): Dispatcher {
   const raw: DispatchFn = agent.dispatch.bind(agent);
+  const direct = traceOrigin(raw); // to the origin past undici's interceptor, still counted in the trace
   return agent.compose(
     traceOrigin,
     interceptors.cache({ store: setup.store, methods: ['GET', 'HEAD'], type: 'shared' }),
-    (next: DispatchFn) => front(next, raw, setup),
+    (next: DispatchFn) => front(next, raw, direct, setup),
   );
 }
 
@@ -76,11 +77,17 @@ export function cacheKeyHeaders(headers: string[]): Record<string, string | stri
 }
 
 /**
- * URLs whose last fetch (in this thread) brought an answer that may not be stored, until when. Their
- * misses are not coalesced for that long: coalescing an answer that will not be stored only makes the
- * followers wait for the leader's head and then fetch on their own (a shared-memory join, a wait and a
- * wake-up for each, for nothing). Misses still go through undici's interceptor, so an answer that has
- * become storable is stored, and the URL's next requests are hits. Bounded by count.
+ * URLs whose last fetch through undici's interceptor (in this thread) brought an answer that may not be
+ * stored (no-store, private, Set-Cookie, …), until when. For that long their misses go straight to the
+ * origin: not coalesced (that only makes the followers wait for the leader's head and then fetch on
+ * their own: a shared-memory join, a wait and a wake-up each, for nothing), and not through undici's
+ * interceptor, whose work per request (its handler, the request's and the answer's headers parsed, the
+ * store asked to delete) is the miss path's main cost over --cache off, for an answer it will not store.
+ * They are still looked up first, so whatever another request stored meanwhile is a hit. The price: an
+ * answer that has become storable is stored at the URL's first miss after the window, up to 5 s late
+ * per thread, never a wrong answer. Only answers that say so themselves are noted (no-store, private,
+ * Set-Cookie): not a 304 to a client's own condition, an error, or an answer to Authorization, which
+ * say nothing about the URL's next answers. Bounded by count.
  */
 const UNSTORABLE_MS = 5_000;
 const UNSTORABLE_URLS = 4096;
@@ -101,7 +108,7 @@ function noteUnstorable(url: string): void {
 }
 
 /** The outer layer: decide whether the cache is asked at all, and coalesce misses across threads. */
-function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): DispatchFn {
+function front(next: DispatchFn, raw: DispatchFn, direct: DispatchFn, setup: CacheLayerSetup): DispatchFn {
   return (opts, handler) => {
     const trace = (opts as TracedOptions).proxydTrace;
     if (!trace) return next(opts, handler);
@@ -123,17 +130,29 @@ function front(next: DispatchFn, raw: DispatchFn, setup: CacheLayerSetup): Dispa
     }
     // The key's headers are read only where they matter (a stored entry with a Vary, a Range): a miss of
     // a URL nothing is stored under never builds them.
-    let headers: Record<string, string | string[]> | undefined;
-    const key: CacheTypes.default.CacheKey = {
-      origin,
-      method,
-      path: opts.path,
-      get headers() {
-        return (headers ??= undiciCache.normalizeHeaders(opts));
-      },
-    };
-    return ask({ next, setup, opts, handler, trace, key, onlyIfCached: cc?.['only-if-cached'] === true });
+    const key = new LazyKey(origin, method, opts);
+    return ask({ next, direct, setup, opts, handler, trace, key, onlyIfCached: cc?.['only-if-cached'] === true });
   };
+}
+
+/** A request's cache key whose headers are normalized on first read (a class: no accessor defined per request). */
+class LazyKey implements CacheTypes.default.CacheKey {
+  readonly origin: string;
+  readonly method: string;
+  readonly path: string;
+  readonly #opts: Dispatcher.DispatchOptions;
+  #headers: Record<string, string | string[]> | undefined;
+
+  constructor(origin: string, method: string, opts: Dispatcher.DispatchOptions) {
+    this.origin = origin;
+    this.method = method;
+    this.path = opts.path;
+    this.#opts = opts;
+  }
+
+  get headers(): Record<string, string | string[]> {
+    return (this.#headers ??= undiciCache.normalizeHeaders(this.#opts));
+  }
 }
 
 /** The request's Cache-Control value(s), read from the raw header list forward-http.ts gives (any other form: normalized). */
@@ -150,6 +169,8 @@ function cacheControlOf(opts: Dispatcher.DispatchOptions): string | string[] | u
 
 interface Asking {
   next: DispatchFn;
+  /** To the origin past undici's interceptor (traced): for a URL recently unstorable. */
+  direct: DispatchFn;
   setup: CacheLayerSetup;
   opts: Dispatcher.DispatchOptions;
   handler: Dispatcher.DispatchHandler;
@@ -164,16 +185,24 @@ function ask(a: Asking): boolean {
   const found = store.lookup(a.key);
   if (found) return answerFromStore(a, found);
   if (a.onlyIfCached) return answerGatewayTimeout(a);
+  const url = `${a.key.origin}${a.key.path}`;
+  // Past the interceptor, which then asks the store nothing: before a hand-over it would never take.
+  if (a.key.method === 'GET' && recentlyUnstorable(url)) return a.direct(a.opts, a.handler);
   // From here on undici's interceptor is asked while nothing is stored: hand it the miss (no second SELECT).
   store.handOver(a.key, undefined);
   if (a.key.method !== 'GET') return a.next(a.opts, a.handler); // a HEAD miss: nothing to share
-  const url = `${a.key.origin}${a.key.path}`;
-  if (recentlyUnstorable(url)) return a.next(a.opts, a.handler);
   const [hi, lo] = urlHash(url);
   const joined = a.setup.inFlight.join(hi, lo);
   switch (joined.role) {
-    case 'leader':
-      return lead(a, joined);
+    case 'leader': {
+      // Look again (InFlightTable: look, join, look again): a leader may have stored it and left between
+      // our look and our join; fetching now would be a second origin fetch for a stored answer.
+      const found = a.setup.store.lookup(a.key);
+      if (found === undefined) return lead(a, joined);
+      a.setup.inFlight.finish(joined, true);
+      a.trace.coalesced = true;
+      return answerFromStore(a, found);
+    }
     case 'full':
       return a.next(a.opts, a.handler);
     case 'done':
@@ -248,7 +277,7 @@ function lead(a: Asking, joined: { slot: number; word: number }): boolean {
       // own (else a popular uncacheable URL would be fetched in two waves, leader first).
       if (store.writing(url)) unstorable.delete(url);
       else {
-        noteUnstorable(url);
+        if (saysUnstorable(h)) noteUnstorable(url);
         finish(true);
       }
       return inner.onResponseStart?.(c, s, h, m);
@@ -309,6 +338,15 @@ const NO_CONTROLLER: Dispatcher.DispatchController = {
   resume() {},
 };
 
+/** Does an answer's head say it may never be stored by a shared cache (no-store, private, Set-Cookie), whoever asks? */
+function saysUnstorable(headers: Record<string, string | string[] | undefined>): boolean {
+  if (headers['set-cookie'] !== undefined) return true;
+  const cc = headers['cache-control'];
+  if (cc === undefined) return false;
+  const d = undiciCache.parseCacheControlHeader(cc);
+  return d['no-store'] === true || d.private !== undefined;
+}
+
 function withoutRange(headers: Dispatcher.DispatchOptions['headers']): string[] {
   const list = Array.isArray(headers) ? (headers as string[]) : [];
   const out: string[] = [];
@@ -340,17 +378,43 @@ function traceOrigin(next: DispatchFn): DispatchFn {
     if (!trace) return next(opts, handler);
     trace.originFetches++;
     if (!trace.clientConditional && conditional(opts.headers)) trace.revalidating = true;
-    return next(opts, {
-      onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
-      onRequestUpgrade: (c, s, h, socket) => handler.onRequestUpgrade?.(c, s, h, socket),
-      onResponseStart: (c, status, h, m) => {
-        trace.originStatus = status;
-        return handler.onResponseStart?.(c, status, h, m);
-      },
-      onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
-      onResponseEnd: (c, trailers) => handler.onResponseEnd?.(c, trailers),
-      onResponseError: (c, err) => handler.onResponseError?.(c, err),
-    });
+    return next(opts, new TracedHandler(trace, handler));
   };
+}
+
+/** Passes everything on, noting the origin's status in the trace (a class: one object per request, no closures). */
+class TracedHandler implements Dispatcher.DispatchHandler {
+  readonly #trace: CacheTrace;
+  readonly #inner: Dispatcher.DispatchHandler;
+
+  constructor(trace: CacheTrace, inner: Dispatcher.DispatchHandler) {
+    this.#trace = trace;
+    this.#inner = inner;
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController, context: unknown): void {
+    this.#inner.onRequestStart?.(c, context);
+  }
+
+  onRequestUpgrade(c: Dispatcher.DispatchController, status: number, headers: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>[2], socket: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>[3]): void {
+    this.#inner.onRequestUpgrade?.(c, status, headers, socket);
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2], message: string): void {
+    this.#trace.originStatus = status;
+    this.#inner.onResponseStart?.(c, status, headers, message);
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#inner.onResponseData?.(c, chunk);
+  }
+
+  onResponseEnd(c: Dispatcher.DispatchController, trailers: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>[1]): void {
+    this.#inner.onResponseEnd?.(c, trailers);
+  }
+
+  onResponseError(c: Dispatcher.DispatchController, err: Error): void {
+    this.#inner.onResponseError?.(c, err);
+  }
 }
 

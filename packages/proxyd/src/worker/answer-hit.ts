@@ -37,16 +37,7 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   if (!asksPlainly(req.rawHeaders)) return false;
   // A request routed through a parent proxy does not use the cache (forward-http.ts): nor here.
   if (ctx.parents.enabled && ctx.parents.usesParents(url.hostname)) return false;
-  let keyHeaders: Record<string, string | string[]> | undefined;
-  const entry = cache.store.current({
-    origin: url.origin,
-    method,
-    path: originForm,
-    // Only an entry with a Vary reads these: the request's headers as the long way would forward them.
-    get headers() {
-      return (keyHeaders ??= cacheKeyHeaders(forwardedHeaders(req.rawHeaders, { viaToken: ctx.viaToken, host: url.host })));
-    },
-  });
+  const entry = cache.store.current(new HitKey(url, method, originForm, req.rawHeaders, ctx.viaToken));
   const now = Date.now();
   if (entry === undefined || !plainlyFresh(entry.result, now)) return false;
   if (cacheDenied(ctx.options.cacheDeny, url.hostname)) return false; // denied since it was stored (a reload): the long way bypasses
@@ -64,7 +55,8 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   res.writeHead(statusCode, statusMessage, head.headers);
   if (down === 0) res.end();
   else res.end(head.body);
-  res.once('close', () => {
+  // 'close' comes once for a response: on() spares once()'s wrapper.
+  res.on('close', () => {
     countCacheTag(stats, 'HIT', down);
     stats.add('allowed');
     log.write({
@@ -82,6 +74,34 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
     });
   });
   return true;
+}
+
+/**
+ * The cache key of a hit: only an entry with a Vary reads `headers` (the request's headers as the long
+ * way would forward them), so they are made on first read. A class, not an object literal with a getter:
+ * no accessor defined and no closure made per request.
+ */
+class HitKey {
+  readonly origin: string;
+  readonly method: string;
+  readonly path: string;
+  readonly #url: URL;
+  readonly #rawHeaders: string[];
+  readonly #viaToken: string;
+  #headers: Record<string, string | string[]> | undefined;
+
+  constructor(url: URL, method: string, path: string, rawHeaders: string[], viaToken: string) {
+    this.origin = url.origin;
+    this.method = method;
+    this.path = path;
+    this.#url = url;
+    this.#rawHeaders = rawHeaders;
+    this.#viaToken = viaToken;
+  }
+
+  get headers(): Record<string, string | string[]> {
+    return (this.#headers ??= cacheKeyHeaders(forwardedHeaders(this.#rawHeaders, { viaToken: this.#viaToken, host: this.#url.host })));
+  }
 }
 
 /** The entry's prepared head (made at its first answer here, kept with the remembered entry). */

@@ -53,10 +53,8 @@ export function handToParser(server: http.Server, socket: net.Socket, refuse: (s
       // relay's) starts the flow again, as after http.Server's 'connect' event.
       (socket as { readableFlowing: boolean | null }).readableFlowing = null;
       if (direct(socket, first)) return;
-      socket.on('error', ignore);
-      socket.once('end', onEnd);
     }
-    handOver(first);
+    handOver(first); // declined: the parser gets the same bytes (handOver's off() of what is gone is a no-op)
   };
   // A client that connects and closes without a byte: nothing to answer.
   const onEnd = (): void => {

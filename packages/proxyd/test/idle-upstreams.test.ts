@@ -74,5 +74,21 @@ for (const workers of [1, 2]) {
     t.notMatch(proxy.stderr(), /EMFILE/);
     t.equal(readLog(proxy.logFile).filter((r) => r.event === 'open-files-full').length, 0, 'no client refused at accept');
     t.equal(readLog(proxy.logFile).filter((r) => r.level === 'error').length, 0, 'no error records');
+
+    // Each give-back is a warn line and counts in /metrics: 40 clients × 12 origins cannot all stay pooled.
+    const givenBack = readLog(proxy.logFile).filter((r) => r.event === 'upstream-idle-closed');
+    t.ok(givenBack.length > 0, `idle sockets given back are logged (${givenBack.length} lines)`);
+    t.ok(givenBack.every((r) => r.level === 'warn' && Number(r.closed) > 0 && Number(r.openFiles) > 0 && r.limit === LIMIT), 'each line says how many went, the descriptors open and the limit');
+    // Counted before the line is written, and a late give-back may still come: compare once both settle.
+    const adminPort = /dashboard and metrics: http:\/\/127\.0\.0\.1:(\d+)\//.exec(proxy.stdout())![1];
+    let counted = -1;
+    let closed = 0;
+    await eventually(async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      counted = Number(/^proxyd_upstream_idle_closed_total (\d+)$/m.exec(metrics)?.[1]);
+      closed = readLog(proxy.logFile).filter((r) => r.event === 'upstream-idle-closed').reduce((n, r) => n + Number(r.closed), 0);
+      return counted === closed;
+    }, 'the counter and the log lines agree');
+    t.equal(counted, closed, `proxyd_upstream_idle_closed_total (${counted}) is the sum of the lines' counts`);
   });
 }

@@ -78,6 +78,7 @@ export function createMetrics(proxy: ProxyView): client.Registry {
   counter('proxyd_requests_limited_total', 'Requests answered 429 over --rate-limit', 'rateLimited');
   labelled('proxyd_connections_refused_total', 'Connections refused at accept by a per-client limit or a ban', 'reason', { conn_rate: 'connRateRefused', max_conns: 'connCapRefused', banned: 'bannedRefused' });
   counter('proxyd_fd_budget_refused_total', 'Connections refused 503 at accept: no room left under the open-file limit', 'fdBudgetRefused');
+  counter('proxyd_upstream_idle_closed_total', 'Idle pooled upstream sockets closed near the open-file limit, so that clients keep their descriptors', 'upstreamIdleClosed');
   gauge('proxyd_open_files_limit', 'The process open-file limit (RLIMIT_NOFILE) read at start; 0 when not known', () => stats.get('openFileLimit'));
   counter('proxyd_limiter_cas_retries_total', 'GCRA compare-and-swap retries: races lost on one key between threads', 'limiterCasRetries');
   labelled('proxyd_bans_total', 'Bans begun, by detector', 'detector', { scan: 'bansScan', 'auth-failures': 'bansAuthFailures', 'bad-requests': 'bansBadRequests', refusals: 'bansRefusals', errors: 'bansErrors', 'rate-limited': 'bansRateLimited' });

@@ -32,6 +32,7 @@ export const STAT_NAMES = [
   'connCapRefused', // connections refused at accept: --max-conns-per-client open already
   'bannedRefused', // connections from a banned client, closed at accept
   'fdBudgetRefused', // connections refused at accept (503): the open-file limit had no room for them
+  'upstreamIdleClosed', // idle pooled upstream sockets closed to keep descriptors for clients (worker/idle-upstreams.ts)
   'limiterCasRetries', // GCRA compare-and-swap retries (lost races on one key)
   'bans', // bans begun
   'bansScan', // … by detector

@@ -28,6 +28,7 @@ import { openTunnel } from './connect-tunnel.ts';
 import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
+import { reportGiveBacksTo } from './idle-upstreams.ts';
 import { openCache } from './open-cache.ts';
 import { ParentRouter } from '../upstream/parent-route.ts';
 import { createParentPool } from '../upstream/parent-http.ts';
@@ -67,6 +68,7 @@ export function init(data: ServeInit): void {
   ctx = context;
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);
+  reportGiveBacksTo(ctx.shared);
   workerSlot = ctx.shared.workers.claim();
   ctx.shared.stats.add('workersStarted', 1);
   // A bug that escapes every handler ends this thread (its state can no longer be trusted); the pool

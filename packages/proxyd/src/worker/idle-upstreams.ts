@@ -18,8 +18,13 @@
 // 1 × headroom). That is checked before each new upstream connect, and every 250 ms while this thread
 // has idle sockets (for another thread's connects: threads share one descriptor table). And a connect
 // that fails with EMFILE or ENFILE gives them back before dialling again (upstream-pool.ts).
+//
+// Each give-back is counted (`upstreamIdleClosed`, proxyd_upstream_idle_closed_total) and logged at warn
+// with how many sockets went and how many descriptors were open: a proxy that keeps doing this is sized
+// too close to its limit (raise LimitNOFILE, or lower --max-clients).
 import type net from 'node:net';
 import { headroom, kernelDescriptorCount, readOpenFileLimit } from '../limits/open-files.ts';
+import type { SharedState } from '../memory/shared-state.ts';
 
 const CHECK_MS = 250;
 
@@ -27,6 +32,13 @@ const idle = new Set<net.Socket>();
 let watcher: NodeJS.Timeout | undefined;
 /** Give back idle sockets once this many descriptors are open (undefined: no limit known, or a kernel that does not count). */
 let highWater: number | undefined | null = null; // null: not read yet
+/** Where give-backs are counted and logged (set once per thread at start; tests of this module alone may leave it unset). */
+let report: SharedState | undefined;
+
+/** Count and log each give-back in this shared state (called once when the thread starts serving). */
+export function reportGiveBacksTo(shared: SharedState): void {
+  report = shared;
+}
 
 /** Watch a pooled socket's ref()/unref(): unref()ed by undici means idle. */
 export function track(socket: net.Socket): void {
@@ -44,11 +56,19 @@ export function track(socket: net.Socket): void {
   socket.once('close', () => idle.delete(socket));
 }
 
+/** Why idle sockets were given back, for the log line. */
+export type GiveBackReason = 'near-limit' | 'emfile';
+
 /** Close every idle pooled socket of this thread; how many were closed. */
-export function giveBackIdle(): number {
+export function giveBackIdle(reason: GiveBackReason): number {
   const n = idle.size;
+  if (n === 0) return 0;
   for (const socket of idle) socket.destroy();
   idle.clear();
+  if (report) {
+    report.stats.add('upstreamIdleClosed', n);
+    report.log.write({ event: 'upstream-idle-closed', level: 'warn', closed: n, reason, openFiles: kernelDescriptorCount(), limit: readOpenFileLimit() });
+  }
   return n;
 }
 
@@ -58,7 +78,7 @@ export function giveBackIdle(): number {
  * 250 ms check up to the limit itself (measured, scale.ts: 20,000 of 20,000 open between two checks).
  */
 export function beforeConnect(): void {
-  if (idle.size > 0 && readHighWater() !== undefined && kernelDescriptorCount() >= highWater!) giveBackIdle();
+  if (idle.size > 0 && readHighWater() !== undefined && kernelDescriptorCount() >= highWater!) giveBackIdle('near-limit');
 }
 
 /** Is this a failure to get a descriptor (process or system table full)? */
@@ -84,7 +104,7 @@ function startWatching(): void {
       watcher = undefined;
       return;
     }
-    if (kernelDescriptorCount() >= level) giveBackIdle();
+    if (kernelDescriptorCount() >= level) giveBackIdle('near-limit');
   }, CHECK_MS);
   watcher.unref();
 }

@@ -58,7 +58,7 @@ export function createUpstreamPool(settings: UpstreamSettings): Agent {
         });
         socket.on('error', (err) => {
           if (!pending) return;
-          const again = isOutOfDescriptors(err) && attempt < EMFILE_RETRIES ? (giveBackIdle() > 0 ? 0 : EMFILE_WAIT_MS) : -1;
+          const again = isOutOfDescriptors(err) && attempt < EMFILE_RETRIES ? (giveBackIdle('emfile') > 0 ? 0 : EMFILE_WAIT_MS) : -1;
           if (again >= 0 && performance.now() + again < deadline) setTimeout(() => dial(attempt + 1), again);
           else pending(err, null);
           pending = undefined;

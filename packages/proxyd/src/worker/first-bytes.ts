@@ -30,7 +30,7 @@ export function isVersionlessRequestLine(first: Buffer): boolean {
  */
 export function handToParser(server: http.Server, socket: net.Socket, refuse: (socket: net.Socket) => void, direct?: (socket: net.Socket, first: Buffer) => boolean): void {
   const handOver = (first?: Buffer): void => {
-    clearTimeout(timer);
+    settled();
     socket.off('data', onFirst);
     socket.off('end', onEnd);
     socket.off('error', ignore);
@@ -41,12 +41,12 @@ export function handToParser(server: http.Server, socket: net.Socket, refuse: (s
   };
   const onFirst = (first: Buffer): void => {
     if (isVersionlessRequestLine(first)) {
-      clearTimeout(timer);
+      settled();
       socket.off('end', onEnd);
       return refuse(socket);
     }
     if (direct) {
-      clearTimeout(timer);
+      settled();
       socket.off('end', onEnd);
       socket.off('error', ignore);
       // Not flowing, not paused: what arrives meanwhile is buffered, and the first 'data' listener (the
@@ -58,11 +58,18 @@ export function handToParser(server: http.Server, socket: net.Socket, refuse: (s
   };
   // A client that connects and closes without a byte: nothing to answer.
   const onEnd = (): void => {
-    clearTimeout(timer);
+    settled();
     socket.destroy();
   };
+  // The first bytes came (or the wait ended): no timer, and no 'close' listener left behind to hold
+  // this function's closures for the connection's life (a tunnel may last hours).
+  const settled = (): void => {
+    clearTimeout(timer);
+    socket.off('close', onClose);
+  };
+  const onClose = (): void => clearTimeout(timer);
   const timer = setTimeout(handOver, FIRST_BYTES_MS);
-  socket.once('close', () => clearTimeout(timer));
+  socket.once('close', onClose);
   socket.on('error', ignore); // until the parser's own handler is in place (a reset must not end the thread)
   socket.once('data', onFirst);
   socket.once('end', onEnd);

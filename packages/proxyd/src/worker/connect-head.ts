@@ -78,7 +78,10 @@ export function parseConnectHead(socket: net.Socket, first: Buffer, maxHeaderSiz
   const ret = parser.execute(first);
   const req = parser.incoming;
   const ok = typeof ret === 'number' && req !== null && (req as { upgrade?: boolean }).upgrade === true && req.method === 'CONNECT';
-  common.freeParser(parser, req, socket);
+  // No socket here: freeParser would add socket.parser = null, a property this socket never had, for
+  // the tunnel's life (the parser was never the socket's: parser.socket points the other way, and
+  // freeParser clears that).
+  common.freeParser(parser, req, null);
   if (!ok) return undefined;
   return { req: req!, head: first.subarray(ret as number) };
 }

@@ -59,6 +59,11 @@ export function handToParser(server: http.Server, socket: net.Socket, refuse: (s
   socket.resume();
 }
 
+/** Connections of this thread still waiting for their first bytes (for tests and the curious). */
+export function waitingForFirstBytes(): number {
+  return waiting.size;
+}
+
 /** The first bytes came, or the wait ended: this socket is no longer watched here. */
 function settle(socket: net.Socket): Waiting | undefined {
   const w = waiting.get(socket);

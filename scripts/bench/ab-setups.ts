@@ -2,8 +2,8 @@
  * A/B of two proxyd checkouts on the per-connection rows: CONNECT setups (connect, CONNECT, GET through
  * the tunnel, close) and new connection per request (connect, GET, Connection: close). Per round and
  * checkout: operations per second, and CPU per operation of the proxy's whole process, split by thread
- * (main = the primary; WorkerThread = the serving workers and the logger; other = V8's and libuv's
- * helpers), from /proc/<pid>/task/<tid>/stat. Rounds interleaved, the order alternating (A B, B A, …),
+ * (primary; the serving workers; the logger thread; other = V8's and libuv's helpers), from
+ * /proc/<pid>/task/<tid>/schedstat (ns on the CPU, finer than stat's 10 ms ticks). Rounds interleaved, the order alternating (A B, B A, …),
  * medians reported with every round. For checking what one change costs on the rows that are most
  * sensitive to per-connection work.
  *
@@ -21,7 +21,6 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
 import { connectSetups } from './load.ts';
-import { cpuTicks } from './proc-stat.ts';
 import { freePort, startNginx } from './candidates.ts';
 
 const { values } = parseArgs({ options: { a: { type: 'string' }, b: { type: 'string' }, rounds: { type: 'string', default: '4' }, seconds: { type: 'string', default: '4' }, workers: { type: 'string', default: '1' }, measures: { type: 'string', default: 'setups,newconn' }, 'log-level': { type: 'string', default: 'info' } } });
@@ -54,17 +53,16 @@ async function start(repo: string, name: string) {
   return { name, port, pid: child.pid!, child };
 }
 
-/** CPU ticks of the process's threads, grouped: main, WorkerThread, other. */
-function threadTicks(pid: number): Record<string, number> {
-  const groups: Record<string, number> = { main: 0, worker: 0, other: 0 };
+/** ns on the CPU of the process's threads, by kind: primary, workers, logger, other. */
+function threadNs(pid: number): Record<string, number> {
+  const groups: Record<string, number> = { primary: 0, workers: 0, logger: 0, other: 0 };
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let comm = '';
     try {
-      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    } catch {
-      continue;
-    }
-    groups[tid === String(pid) ? 'main' : comm === 'WorkerThread' ? 'worker' : 'other']! += cpuTicks(`/proc/${pid}/task/${tid}/stat`);
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const kind = tid === String(pid) ? 'primary' : comm === 'proxyd-logger' ? 'logger' : /^(WorkerThread|proxyd-worker)/.test(comm) ? 'workers' : 'other';
+      groups[kind]! += ns;
+    } catch {} // the thread ended between the listing and the read
   }
   return groups;
 }
@@ -99,24 +97,24 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const m of measures) {
       for (const c of round % 2 ? [...cands].reverse() : cands) {
-        const t0 = threadTicks(c.pid);
+        const t0 = threadNs(c.pid);
         const startedAt = Date.now();
         const rate = await run(m, c.port, seconds);
         const ops = rate * ((Date.now() - startedAt) / 1000);
-        const t1 = threadTicks(c.pid);
-        const usOf = (g: string) => ((t1[g]! - t0[g]!) * 10_000) / ops;
+        const t1 = threadNs(c.pid);
+        const usOf = (g: string) => (t1[g]! - t0[g]!) / 1000 / ops;
         const key = `${m} ${c.name}`;
         const row = res.get(key) ?? { rate: [], us: [], split: [] };
         row.rate.push(Math.round(rate));
-        row.us.push(Math.round(usOf('main') + usOf('worker') + usOf('other')));
-        row.split.push(`${Math.round(usOf('main'))}/${Math.round(usOf('worker'))}/${Math.round(usOf('other'))}`);
+        row.us.push(Math.round(usOf('primary') + usOf('workers') + usOf('logger') + usOf('other')));
+        row.split.push(`${Math.round(usOf('primary'))}/${Math.round(usOf('workers'))}/${Math.round(usOf('logger'))}/${Math.round(usOf('other'))}`);
         res.set(key, row);
       }
     }
   }
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   console.log(`${new Date().toISOString().slice(0, 16)}Z · load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} · workers ${workers} · ${seconds}s × ${rounds} rounds · a = ${values.a}, b = ${values.b}`);
-  for (const [key, r] of res) console.log(`${key}: ops/s ${r.rate.join(' ')} median ${med(r.rate)} | CPU µs/op ${r.us.join(' ')} median ${med(r.us)} | main/workers+logger/other µs ${r.split.join(' ')}`);
+  for (const [key, r] of res) console.log(`${key}: ops/s ${r.rate.join(' ')} median ${med(r.rate)} | CPU µs/op ${r.us.join(' ')} median ${med(r.us)} | primary/workers/logger/other µs ${r.split.join(' ')}`);
 } finally {
   for (const c of cands) c.child.kill('SIGTERM');
   await origin.stop();

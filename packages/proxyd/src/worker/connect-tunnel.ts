@@ -23,7 +23,7 @@ export function openTunnel(ctx: ServeContext, conn: ConnectionInfo, req: http.In
   const target = req.url ?? '';
   stats.add('requests');
   stats.add(methodStat(req.method));
-  client.on('error', () => {}); // reported through the relay or the close below
+  client.on('error', ignore); // reported through the relay or the close below
 
   const authority = parseAuthority(target);
   if (!authority) {
@@ -54,12 +54,14 @@ function dial(ctx: ServeContext, conn: ConnectionInfo, target: string, authority
     refuseSocket(client, code, detail, headers);
   };
   upstream.once('error', onConnectError);
-  client.once('close', () => {
+  const onClientGone = (): void => {
     if (upstream.connecting) upstream.destroy(); // the client gave up while we were dialling
-  });
+  };
+  client.once('close', onClientGone);
 
   upstream.once('connect', () => {
     upstream.off('error', onConnectError);
+    client.off('close', onClientGone); // else it would hold this dial's closures for the tunnel's life
     if (client.destroyed) return void upstream.destroy();
     relayTunnel(ctx, conn, { target, client, upstream, head, started });
   });
@@ -106,3 +108,5 @@ export function relayTunnel(ctx: ServeContext, conn: ConnectionInfo, t: { target
     t.onClosed?.();
   });
 }
+
+function ignore(): void {}

@@ -15,6 +15,7 @@ import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
 import { beforeConnect, giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
+import { settleHeapSoon } from '../memory/settle-heap.ts';
 
 export interface UpstreamSettings {
   /** The policy in force now (a reload replaces it; new connections see the new one). */
@@ -31,6 +32,9 @@ const EMFILE_RETRIES = 4;
 const EMFILE_WAIT_MS = 200;
 
 export function createUpstreamPool(settings: UpstreamSettings): Agent {
+  // Made once per serving thread, at its init (connection-task.ts): the time to settle its heap after
+  // loading (memory/settle-heap.ts).
+  settleHeapSoon();
   return new Agent({
     // Same framing rules as Node's http client: no pipelining, answers of any size, headers up to
     // Node's limit. Timeouts are set per request (forward-http.ts) from the live options.

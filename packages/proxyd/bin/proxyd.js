@@ -43,6 +43,10 @@ if (process.execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))) {
 // collections, and RSS after load kept rising from round to round (memory-breakdown.ts, 3 rounds: 301 ->
 // 339 -> 370 MiB; with 50%: 277 -> 286 -> 286). V8 reads it at every full collection, in every thread.
 v8.setFlagsFromString('--heap-growing-percent=50');
+// gc() for each thread's one collection after start (src/memory/settle-heap.ts; V8 defines it on every
+// thread's global object, where nothing else in proxyd uses it). Set before any thread starts and before
+// the sources load, so that it is part of the compile cache's key from the first start on.
+v8.setFlagsFromString('--expose-gc');
 const sources = new URL('../src/cli.ts', import.meta.url);
 const { main } = await import(existsSync(sources) ? sources.href : new URL('../dist/cli.js', import.meta.url).href);
 await main(process.argv.slice(2));

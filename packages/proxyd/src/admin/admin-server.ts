@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { isLoopbackHost } from '../policy/address-rules.ts';
 import { CredentialCache } from '../policy/credential-cache.ts';
 import type { ProxyView } from './proxy-view.ts';
-import { createMetrics } from './metrics.ts';
+import type { Registry } from 'prom-client';
 import { chartPoint, snapshot, type ChartPoint } from './snapshot.ts';
 import { History } from './history.ts';
 import { ANALYTICS_RANGES, type AnalyticsRange } from '../messages/logger-messages.ts';
@@ -81,7 +81,9 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
   }
   // Off the loopback, every request logs in with the proxy's users (re-read on SIGHUP by the primary).
   const logins = loopback ? undefined : new CredentialCache(proxy.users());
-  const registry = createMetrics(proxy);
+  // prom-client (~1.5 MiB of heap with its dependencies) is loaded at the first scrape, not at start:
+  // every metric is read from shared memory when scraped (metrics.ts), so nothing is missed before it.
+  let registry: Promise<Registry> | undefined;
   const streams = new Set<http.ServerResponse>();
   const history = new History<ChartPoint>(HISTORY_SECONDS);
   // Once a second: a chart point for the history (kept whether or not a page is open, so that the first
@@ -126,8 +128,9 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
       return void res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'stopping\n');
     }
     if (path === '/metrics') {
-      const text = await registry.metrics();
-      return void res.writeHead(200, { 'content-type': registry.contentType }).end(text);
+      const metrics = await (registry ??= import('./metrics.ts').then((m) => m.createMetrics(proxy)));
+      const text = await metrics.metrics();
+      return void res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
     }
     if (path === '/api/stats') {
       return void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(snapshot(proxy)));

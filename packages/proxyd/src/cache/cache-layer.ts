@@ -13,7 +13,7 @@
  * the deny list, PURGE) and the tag each request is logged with (cache-status.ts).
  */
 import { createRequire } from 'node:module';
-import { interceptors, type Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import type * as CacheTypes from 'undici/types/cache-interceptor.d.ts';
 import { InFlightTable } from '@proxyd/sync/in-flight';
 import { blocklistOf, type Blocklist } from '../policy/blocklist.ts';
@@ -22,11 +22,20 @@ import { RangeAnswer, wantedRange } from './range-answer.ts';
 import type { CacheTrace } from './cache-status.ts';
 import { urlHash } from './url-presence.ts';
 
-// undici's own helpers, so that the keys made here are the keys its interceptor makes.
-const undiciCache = createRequire(import.meta.url)('undici/lib/util/cache.js') as {
+const require = createRequire(import.meta.url);
+
+interface UndiciCacheHelpers {
   normalizeHeaders(opts: { headers?: unknown }): Record<string, string | string[]>;
   parseCacheControlHeader(value: string | string[]): CacheTypes.default.CacheControlDirectives;
-};
+}
+let helpers: UndiciCacheHelpers | undefined;
+/**
+ * undici's own helpers, so that the keys made here are the keys its interceptor makes. Loaded on first
+ * use, as undici itself is (worker/lazy-dispatcher.ts): a fresh serving thread holds none of it.
+ */
+function undiciCache(): UndiciCacheHelpers {
+  return (helpers ??= require('undici/lib/util/cache.js') as UndiciCacheHelpers);
+}
 
 export interface CacheLayerSetup {
   store: SharedStore;
@@ -42,6 +51,7 @@ export type TracedOptions = Dispatcher.DispatchOptions & { proxydTrace?: CacheTr
 
 /** The dispatcher a serving thread forwards plain HTTP through when the cache is on. */
 export function cachingDispatcher(agent: Agent, setup: CacheLayerSetup): Dispatcher {
+  const { interceptors } = require('undici') as typeof import('undici');
   const raw: DispatchFn = agent.dispatch.bind(agent);
   const direct = traceOrigin(raw); // to the origin past undici's interceptor, still counted in the trace
   return agent.compose(
@@ -73,7 +83,7 @@ export function cacheDenied(rules: readonly string[], hostname: string): boolean
 
 /** A request's headers as the cache's keys hold them (undici's normalizeHeaders: lower-case names). */
 export function cacheKeyHeaders(headers: string[]): Record<string, string | string[]> {
-  return undiciCache.normalizeHeaders({ headers });
+  return undiciCache().normalizeHeaders({ headers });
 }
 
 /**
@@ -123,7 +133,7 @@ function front(next: DispatchFn, raw: DispatchFn, direct: DispatchFn, setup: Cac
       return raw(opts, handler);
     }
     const ccValue = cacheControlOf(opts);
-    const cc = ccValue !== undefined ? undiciCache.parseCacheControlHeader(ccValue) : undefined;
+    const cc = ccValue !== undefined ? undiciCache().parseCacheControlHeader(ccValue) : undefined;
     if (cc?.['no-store']) {
       trace.bypass = true;
       return next(opts, handler);
@@ -151,14 +161,14 @@ class LazyKey implements CacheTypes.default.CacheKey {
   }
 
   get headers(): Record<string, string | string[]> {
-    return (this.#headers ??= undiciCache.normalizeHeaders(this.#opts));
+    return (this.#headers ??= undiciCache().normalizeHeaders(this.#opts));
   }
 }
 
 /** The request's Cache-Control value(s), read from the raw header list forward-http.ts gives (any other form: normalized). */
 function cacheControlOf(opts: Dispatcher.DispatchOptions): string | string[] | undefined {
   const h = opts.headers;
-  if (!Array.isArray(h)) return undiciCache.normalizeHeaders(opts)['cache-control'];
+  if (!Array.isArray(h)) return undiciCache().normalizeHeaders(opts)['cache-control'];
   let found: string[] | undefined;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i];
@@ -312,7 +322,7 @@ function answerFromStore(a: Asking, found: CacheTypes.default.GetResult): boolea
   }
   // Ask the interceptor for the whole object (it may revalidate it first) and cut the range out of it.
   const opts = { ...a.opts, headers: withoutRange(a.opts.headers) };
-  const key = { ...a.key, headers: undiciCache.normalizeHeaders(opts) };
+  const key = { ...a.key, headers: undiciCache().normalizeHeaders(opts) };
   a.setup.store.handOver(key, found);
   return a.next(opts, new RangeAnswer(range, a.handler));
 }
@@ -343,7 +353,7 @@ function saysUnstorable(headers: Record<string, string | string[] | undefined>):
   if (headers['set-cookie'] !== undefined) return true;
   const cc = headers['cache-control'];
   if (cc === undefined) return false;
-  const d = undiciCache.parseCacheControlHeader(cc);
+  const d = undiciCache().parseCacheControlHeader(cc);
   return d['no-store'] === true || d.private !== undefined;
 }
 

@@ -28,8 +28,10 @@ import { AccessLog } from './access-log.ts';
 import { Analytics } from './analytics.ts';
 import { requestFacts } from './request-facts.ts';
 import type { AnalyticsRequest, LoggerInit, LoggerMessage, ToLogger } from '../messages/logger-messages.ts';
+import { settleHeapSoon } from '../memory/settle-heap.ts';
 
 const init = workerData as LoggerInit;
+settleHeapSoon(); // one collection once this thread's modules are loaded (memory/settle-heap.ts)
 const ring = new LogRing(init.ring);
 const stats = new Stats<StatName>(init.stats, STAT_NAMES);
 /** Where a batch's text rides inside winston's info object: JSON lines for the file, readable lines for stdout. */

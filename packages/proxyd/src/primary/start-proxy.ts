@@ -40,6 +40,7 @@ import { shutdown } from './shutdown.ts';
 import { startLoggerThread } from './start-logger.ts';
 import { WaitHistogram } from './wait-histogram.ts';
 import { plural } from './words.ts';
+import { settleHeapSoon } from '../memory/settle-heap.ts';
 
 export interface RunningProxy {
   /** Where it listens. */
@@ -166,6 +167,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address, cache: describeCache(options, cache.location), openFiles });
   if (warning) shared.log.write({ event: 'access-warning', level: 'warn', message: warning });
   if (openFilesWarning) shared.log.write({ event: 'open-files-warning', level: 'warn', limit: fdBudget.limit, message: openFilesWarning });
+  settleHeapSoon(2_000); // after the admin server's modules, which cli.ts loads next (memory/settle-heap.ts)
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
   return {

@@ -1,7 +1,8 @@
 // What a serving thread knows: the shared memory, the options, the current policy, the upstream pool.
 import type tls from 'node:tls';
 import type { ClientAcl } from '../policy/client-acl.ts';
-import type { Agent, Dispatcher } from 'undici';
+import type { Agent } from 'undici';
+import type { LazyDispatcher } from './lazy-dispatcher.ts';
 import type { SharedStore } from '../cache/shared-store.ts';
 import type { ParentRouter } from '../upstream/parent-route.ts';
 import type { ProxyOptions } from '../config/options.ts';
@@ -24,15 +25,15 @@ export interface ServeContext {
   viaToken: string;
   /** TLS for the listener (--tls-cert/--tls-key): terminated here, in the worker. */
   tls: tls.SecureContext | undefined;
-  /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts). */
-  upstream: Agent;
+  /** Keep-alive connections to origin servers, reused across requests and connections (upstream-pool.ts), made on first use. */
+  upstream: LazyDispatcher<Agent>;
   /** Parent proxies: the route of each request (--parent, --parent-for, …), and a keep-alive pool per parent. */
   parents: ParentRouter;
-  parentPool: Agent;
+  parentPool: LazyDispatcher<Agent>;
   /** Per-client rate limits and detectors, on the shared tables every thread sees. */
   limits: ClientLimits;
   /** The shared cache, when it is on: the dispatcher plain HTTP goes through, and its store (PURGE). */
-  cache: { dispatcher: Dispatcher; store: SharedStore } | undefined;
+  cache: { dispatcher: LazyDispatcher; store: SharedStore } | undefined;
   /** Test hooks (PROXYD_TEST_HOOKS=1): a request may ask the worker to crash. */
   testHooks: boolean;
 }

@@ -9,12 +9,17 @@
 // fails for want of a descriptor (EMFILE) gives back this thread's idle sockets and dials again, a few
 // times over a few hundred ms (the other threads give back theirs at their next check): a 502 for EMFILE
 // only once no idle pooled socket is left to close.
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
 import { beforeConnect, giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
+import { settleHeapSoon } from '../memory/settle-heap.ts';
+import { LazyDispatcher } from './lazy-dispatcher.ts';
+
+const require = createRequire(import.meta.url);
 
 export interface UpstreamSettings {
   /** The policy in force now (a reload replaces it; new connections see the new one). */
@@ -30,7 +35,16 @@ const EMFILE_RETRIES = 4;
 /** About two of the other threads' checks (idle-upstreams.ts): time for them to give back theirs. */
 const EMFILE_WAIT_MS = 200;
 
-export function createUpstreamPool(settings: UpstreamSettings): Agent {
+/** This thread's pool, made with its first plain-HTTP request (lazy-dispatcher.ts says why). */
+export function createUpstreamPool(settings: UpstreamSettings): LazyDispatcher<Agent> {
+  // Made once per serving thread, at its init (connection-task.ts): the time to settle its heap after
+  // loading (memory/settle-heap.ts).
+  settleHeapSoon();
+  return new LazyDispatcher(() => makeAgent(settings));
+}
+
+function makeAgent(settings: UpstreamSettings): Agent {
+  const { Agent } = require('undici') as typeof import('undici');
   return new Agent({
     // Same framing rules as Node's http client: no pipelining, answers of any size, headers up to
     // Node's limit. Timeouts are set per request (forward-http.ts) from the live options.

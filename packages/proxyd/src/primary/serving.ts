@@ -1,8 +1,6 @@
 // Where admitted connections go: a Piscina pool of worker threads (the socket is transferred), or —
 // with --workers 0 — the same connection task run on the primary thread itself.
-import { createRequire } from 'node:module';
 import type net from 'node:net';
-import { dirname, join } from 'node:path';
 import v8 from 'node:v8';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
@@ -47,7 +45,6 @@ export async function startServing(shared: SharedState, options: ProxyOptions, s
       },
     };
   }
-  reuseWorkerViews();
   const pool = new Piscina({
     filename: TASK_FILE.href,
     minThreads: options.workers,
@@ -105,34 +102,4 @@ function retireDeadWorkers(shared: SharedState, pool: Piscina): void {
   const live = new Set(pool.threads.map((worker) => worker.threadId));
   const { tunnels } = shared.workers.retire(live);
   if (tunnels > 0) shared.stats.add('tunnels', -tunnels);
-}
-
-const VIEW = Symbol('proxyd.workerView');
-const PATCHED = Symbol('proxyd.workerViewsReused');
-
-/**
- * Piscina 5 builds, for every run() call, a fresh view of each ready worker for its balancer: an object
- * with six getters, each a new closure over the worker (WorkerInfo's `interface` getter, in
- * dist/worker_pool/index.js). Per connection that was 4% of the primary's CPU and its largest allocation
- * (a sampling heap profile of CONNECT setups, issue 20). Every getter reads the worker's live state, so
- * one view per worker, made on first use and kept, answers exactly as a fresh one would. If Piscina's
- * files do not look as expected (another version), nothing is changed.
- */
-function reuseWorkerViews(): void {
-  try {
-    const require = createRequire(import.meta.url);
-    const { WorkerInfo } = require(join(dirname(require.resolve('piscina')), 'worker_pool/index.js')) as { WorkerInfo?: { prototype: object } };
-    const proto = WorkerInfo?.prototype;
-    const fresh = proto && Object.getOwnPropertyDescriptor(proto, 'interface')?.get;
-    if (!proto || !fresh || PATCHED in proto) return; // patched already (another pool in this thread)
-    Object.defineProperty(proto, PATCHED, { value: true });
-    Object.defineProperty(proto, 'interface', {
-      configurable: true,
-      get(this: { [VIEW]?: object }) {
-        return (this[VIEW] ??= fresh.call(this) as object);
-      },
-    });
-  } catch {
-    // Piscina laid out differently: keep its own getter.
-  }
 }

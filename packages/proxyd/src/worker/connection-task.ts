@@ -29,6 +29,7 @@ import { readProxyHeader } from './read-proxy-header.ts';
 import { countRefusalsIn } from './refuse.ts';
 import { createUpstreamPool } from './upstream-pool.ts';
 import { reportGiveBacksTo } from './idle-upstreams.ts';
+import { settleHeapSoon } from '../memory/settle-heap.ts';
 import { openCache } from './open-cache.ts';
 import { ParentRouter } from '../upstream/parent-route.ts';
 import { createParentPool } from '../upstream/parent-http.ts';
@@ -69,6 +70,7 @@ export function init(data: ServeInit): void {
   server = createProxyServer(ctx);
   countRefusalsIn(ctx.shared.stats);
   reportGiveBacksTo(ctx.shared);
+  settleHeapSoon(); // once this thread has loaded what it serves with (memory/settle-heap.ts)
   workerSlot = ctx.shared.workers.claim();
   ctx.shared.stats.add('workersStarted', 1);
   // A bug that escapes every handler ends this thread (its state can no longer be trusted); the pool

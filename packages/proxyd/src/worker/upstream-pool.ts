@@ -16,7 +16,6 @@ import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
 import { beforeConnect, giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
-import { settleHeapSoon } from '../memory/settle-heap.ts';
 import { LazyDispatcher } from './lazy-dispatcher.ts';
 
 const require = createRequire(import.meta.url);
@@ -37,9 +36,6 @@ const EMFILE_WAIT_MS = 200;
 
 /** This thread's pool, made with its first plain-HTTP request (lazy-dispatcher.ts says why). */
 export function createUpstreamPool(settings: UpstreamSettings): LazyDispatcher<Agent> {
-  // Made once per serving thread, at its init (connection-task.ts): the time to settle its heap after
-  // loading (memory/settle-heap.ts).
-  settleHeapSoon();
   return new LazyDispatcher(() => makeAgent(settings));
 }
 

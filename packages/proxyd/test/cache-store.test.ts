@@ -28,6 +28,8 @@ t.test('--cache-dir survives SIGTERM and a new start: the object is a hit, the o
 
   const second = await startCliProxy(t, ['--cache-dir', dir, '--workers', '2']);
   t.teardown(() => second.stop());
+  // The logger thread writes in batches: the banner on stdout can come before the record is in the file.
+  await eventually(() => readLog(second.logFile).some((r) => r.event === 'started'), 'the started record');
   const started = readLog(second.logFile).find((r) => r.event === 'started');
   t.match(started?.cache, /disk .* 1 entry kept/, `the start record says what was kept: ${String(started?.cache)}`);
   const b = await curl(['--proxy', second.url, origin.url(p)]);
@@ -109,6 +111,7 @@ t.test('memory mode: a directory left on tmpfs by a proxy that was killed is rem
   const proxy = await startCliProxy(t, ['--workers', '1']);
   t.teardown(() => proxy.stop());
   t.notOk(existsSync(orphan), 'the orphan is gone');
+  await eventually(() => readLog(proxy.logFile).some((r) => r.event === 'started'), 'the started record');
   const started = readLog(proxy.logFile).find((r) => r.event === 'started');
   t.match(started?.cache, new RegExp(`^memory 256M .* in /dev/shm/proxyd-cache-\\d+-`), String(started?.cache));
 });

@@ -44,6 +44,7 @@ t.test('under a limit of 200: start line and warning, clean 503s at accept, coun
   const proxyLimits = readFileSync(`/proc/${proxy.child.pid}/limits`, 'utf8');
   t.equal(parseOpenFileLimit(proxyLimits), 200, 'the proxy runs under the limit (prlimit exec-ed node)');
 
+  await eventually(() => readLog(proxy.logFile).some((r) => r.event === 'started'), 'the started record'); // written in batches
   const started = readLog(proxy.logFile).find((r) => r.event === 'started');
   t.match(started?.openFiles, /^limit 200: room for \d+ clients at 2 descriptors each \(\d+ kept for the proxy\)$/, 'the started record says how many clients fit');
   const room = Number(/room for (\d+)/.exec(String(started?.openFiles))?.[1]);

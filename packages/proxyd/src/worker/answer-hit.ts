@@ -59,8 +59,7 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   res.on('close', () => {
     countCacheTag(stats, 'HIT', down);
     stats.add('allowed');
-    log.write({
-      event: 'request',
+    log.writeRequest({
       conn: conn.id,
       client: conn.client,
       method,

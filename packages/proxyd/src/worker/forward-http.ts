@@ -186,8 +186,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.failed) return;
     if (this.tag) countCacheTag(ctx.shared.stats, this.tag, this.bytesDown);
     ctx.shared.stats.add('allowed');
-    ctx.shared.log.write({
-      event: 'request',
+    ctx.shared.log.writeRequest({
       conn: conn.id,
       client: conn.client,
       method: req.method,

@@ -20,7 +20,7 @@ import winston from 'winston';
 import { LogRing } from '@proxyd/sync/log-ring';
 import { Stats } from '@proxyd/sync/stats';
 import { STAT_NAMES, type StatName } from '../memory/stats-names.ts';
-import { decodeRequest, LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
+import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
 import { addressOf, hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
 import { passThrough } from './pass-through.ts';
@@ -187,19 +187,8 @@ function answerAnalytics(request: AnalyticsRequest): void {
   parentPort!.postMessage(answer);
 }
 
-/**
- * One record, as the ring held it (decoded in place: LogRing.drainText): a request record in its
- * positional form (EventLog.writeRequest), read without a JSON parse, or any other record as JSON.
- */
-function onRecord(text: string): void {
-  const request = decodeRequest(text);
-  if (request !== undefined) {
-    const time = request.record.time as number; // before addRecord makes it a string
-    addRecord(request.record, request.json);
-    aggregate(request.record);
-    return countRequest(request.record, time);
-  }
-  const json = text;
+/** One record, as the ring held it (decoded in place: LogRing.drainText). */
+function onRecord(json: string): void {
   let record: Record<string, unknown> | null = null;
   try {
     record = JSON.parse(json) as Record<string, unknown> | null;

@@ -59,7 +59,8 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   res.on('close', () => {
     countCacheTag(stats, 'HIT', down);
     stats.add('allowed');
-    log.writeRequest({
+    log.write({
+      event: 'request',
       conn: conn.id,
       client: conn.client,
       method,

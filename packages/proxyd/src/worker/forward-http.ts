@@ -186,7 +186,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.failed) return;
     if (this.tag) countCacheTag(ctx.shared.stats, this.tag, this.bytesDown);
     ctx.shared.stats.add('allowed');
-    ctx.shared.log.writeRequest({
+    ctx.shared.log.write({
+      event: 'request',
       conn: conn.id,
       client: conn.client,
       method: req.method,

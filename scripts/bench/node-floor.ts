@@ -5,11 +5,12 @@
  * per origin, keep-alive) sends it on through a dispatch handler that writes the answer straight to the
  * ServerResponse (no stream objects between them, back-pressure by pause/resume), hop-by-hop headers
  * dropped both ways (RFC 9110 §7.6.1, the fixed list only: no Connection-named ones), our Via added.
- * No log, no policy, no limits, no cache, no CONNECT. Bad input gets a bare 400/502.
+ * No log, no policy, no limits, no cache, no CONNECT (501). Bad input gets a bare 400/502.
  *
  *   node scripts/bench/node-floor.ts --port N [--host 127.0.0.1]
  *
- * startNodeFloor() runs it as a benchmark candidate (cpu-per-op.ts), on proxyd's Node runtime.
+ * startNodeFloor() runs it as a benchmark candidate (cpu-per-op.ts; run.ts with --peers …,floor), on
+ * proxyd's Node runtime. It is a reference, not a peer: run.ts leaves it out of "best peer".
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -79,6 +80,8 @@ function serve(host: string, port: number): void {
       res.writeHead(502).end();
     }
   });
+  // Plain HTTP only: a CONNECT gets 501 (benchmarks skip the floor's CONNECT rows; this keeps a client from waiting).
+  server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => socket.end('HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n'));
   server.listen(port, host);
   process.on('SIGTERM', () => process.exit(0));
 }

@@ -84,8 +84,9 @@ try {
       }
     }
   }
-  const range = (xs: number[]): string => (xs.length ? `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}` : '–');
-  console.log(`\n${new Date().toISOString().slice(0, 16)}Z · ${os.cpus().length} cores · load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (shared machine) · logs ${logsOn ? 'on' : 'off'} · ${seconds}s × ${rounds} rounds · CPU µs per operation (min–max of the rounds)\n`);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const range = (xs: number[]): string => (xs.length ? `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))} (median ${Math.round(median(xs))}; ${xs.map(Math.round).join(', ')})` : '–');
+  console.log(`\n${new Date().toISOString().slice(0, 16)}Z · ${os.cpus().length} cores · load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (shared machine) · logs ${logsOn ? 'on' : 'off'} · ${seconds}s × ${rounds} rounds · CPU µs per operation: min–max of the rounds (median; every round in order)\n`);
   console.log('| candidate | keep-alive 1 KiB request | CONNECT setup |');
   console.log('|---|---|---|');
   for (const [name, r] of results) console.log(`| ${name} | ${range(r.ka)} | ${range(r.setups)} |`);

@@ -4,7 +4,7 @@
  * shared 2-core machine mixes this with how many cores a proxy can use; this number does not.
  *
  *   node scripts/bench/cpu-per-op.ts [--seconds 4] [--rounds 2] [--workers 0,1] [--measures ka,setups]
- *                                    [--peers squid,tinyproxy,proxy] [--logs on|off]
+ *                                    [--peers squid,tinyproxy,proxy,floor] [--logs on|off]
  *
  * After an unmeasured warm-up of each candidate, reads utime+stime from /proc/<pid>/stat (clock ticks)
  * for each candidate's process tree before and after a wrk run (keep-alive, 1 KiB, 50 connections) and
@@ -12,7 +12,10 @@
  * watch while working on per-connection cost). `--logs on` (the default, issue 20): proxyd logs every
  * request, Squid writes its access.log, tinyproxy logs at its default level Info; `--logs off`: proxyd
  * --log-level error, Squid access_log none, tinyproxy LogLevel Error. `proxy` (npm) logs nothing either
- * way. Needs the same Debian packages as run.ts (scripts/bench/install.sh). Loopback only; every
+ * way. `floor` (in the default peers) is the Node floor (node-floor.ts): http.Server + undici, one
+ * thread, no log, no policy: what Node's own HTTP server and client cost per request here (plain HTTP
+ * only: its CONNECT cell stays empty). Needs the same Debian packages as run.ts
+ * (scripts/bench/install.sh). Loopback only; every
  * process stopped by pid.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,9 +24,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectSetups, wrk } from './load.ts';
 import { cpuTicks } from './proc-stat.ts';
+import { startNodeFloor } from './node-floor.ts';
 import { processTree, startNginx, startProxyNpm, startProxyd, startSquid, startTinyproxy, type Candidate } from './candidates.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1' }, measures: { type: 'string', default: 'ka,setups' }, peers: { type: 'string', default: 'squid,tinyproxy,proxy' }, logs: { type: 'string', default: 'on' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, rounds: { type: 'string', default: '2' }, workers: { type: 'string', default: '0,1' }, measures: { type: 'string', default: 'ka,setups' }, peers: { type: 'string', default: 'squid,tinyproxy,proxy,floor' }, logs: { type: 'string', default: 'on' } } });
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const workerCounts = String(values.workers).split(',').filter(Boolean).map(Number);
@@ -33,10 +37,10 @@ const logsOn = values.logs === 'on';
 if (
   !(seconds >= 1 && rounds >= 1 && workerCounts.every((w) => Number.isInteger(w) && w >= 0)) ||
   measures.size === 0 || ![...measures].every((m) => m === 'ka' || m === 'setups') ||
-  ![...peers].every((p) => ['squid', 'tinyproxy', 'proxy'].includes(p)) ||
+  ![...peers].every((p) => ['squid', 'tinyproxy', 'proxy', 'floor'].includes(p)) ||
   !(values.logs === 'on' || values.logs === 'off')
 ) {
-  console.error('cpu-per-op: --seconds ≥ 1, --rounds ≥ 1, --workers a list of whole numbers, --measures ka,setups (either or both), --peers from squid,tinyproxy,proxy, --logs on|off');
+  console.error('cpu-per-op: --seconds ≥ 1, --rounds ≥ 1, --workers a list of whole numbers, --measures ka,setups (either or both), --peers from squid,tinyproxy,proxy,floor, --logs on|off');
   process.exit(2);
 }
 const TICKS_PER_SECOND = 100; // Linux USER_HZ
@@ -54,12 +58,14 @@ try {
   if (peers.has('squid')) candidates.push(await startSquid(dir, 0, { accessLog: logsOn }));
   if (peers.has('tinyproxy')) candidates.push(await startTinyproxy(dir, { logLevel: logsOn ? 'Info' : 'Error' }));
   if (peers.has('proxy')) candidates.push(await startProxyNpm(dir));
+  const floor = peers.has('floor') ? await startNodeFloor() : undefined; // plain HTTP only: no CONNECT row
+  if (floor) candidates.push(floor);
   const results = new Map<string, { ka: number[]; setups: number[] }>(candidates.map((c) => [c.name, { ka: [], setups: [] }]));
   for (const c of candidates) {
     // Not measured: the first seconds of a Node.js process are its JIT's warm-up.
     console.error(`warm-up: ${c.name}`);
     if (measures.has('ka')) await wrk({ url: `http://127.0.0.1:${nginx.port}/1k`, proxyPort: c.port, connections: 50, seconds: 2, dir });
-    await connectSetups(c.port, nginx.port, 32, 2);
+    if (c !== floor) await connectSetups(c.port, nginx.port, 32, 2);
   }
   for (let round = 1; round <= rounds; round++) {
     for (const c of candidates) {
@@ -70,7 +76,7 @@ try {
         const ticks = treeTicks(c.pid!) - before;
         results.get(c.name)!.ka.push((ticks / TICKS_PER_SECOND / (ka.requestsPerSec * seconds)) * 1e6);
       }
-      if (measures.has('setups')) {
+      if (measures.has('setups') && c !== floor) {
         const before = treeTicks(c.pid!);
         const setupsPerSecond = await connectSetups(c.port, nginx.port, 32, seconds);
         const ticks = treeTicks(c.pid!) - before;
@@ -78,8 +84,9 @@ try {
       }
     }
   }
-  const range = (xs: number[]): string => (xs.length ? `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}` : '–');
-  console.log(`\n${new Date().toISOString().slice(0, 16)}Z · ${os.cpus().length} cores · load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (shared machine) · logs ${logsOn ? 'on' : 'off'} · ${seconds}s × ${rounds} rounds · CPU µs per operation (min–max of the rounds)\n`);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const range = (xs: number[]): string => (xs.length ? `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))} (median ${Math.round(median(xs))}; ${xs.map(Math.round).join(', ')})` : '–');
+  console.log(`\n${new Date().toISOString().slice(0, 16)}Z · ${os.cpus().length} cores · load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (shared machine) · logs ${logsOn ? 'on' : 'off'} · ${seconds}s × ${rounds} rounds · CPU µs per operation: min–max of the rounds (median; every round in order)\n`);
   console.log('| candidate | keep-alive 1 KiB request | CONNECT setup |');
   console.log('|---|---|---|');
   for (const [name, r] of results) console.log(`| ${name} | ${range(r.ka)} | ${range(r.setups)} |`);

@@ -4,7 +4,7 @@
  * stopped by pid.
  *
  *   node scripts/bench/run.ts [--seconds 4] [--rounds 2] [--workers 1,2] [--idle-tunnels 2000]
- *                             [--measures ka1k,fixed,setups,…] [--peers squid,tinyproxy,proxy-chain,proxy]
+ *                             [--measures ka1k,fixed,setups,…] [--peers squid,tinyproxy,proxy-chain,proxy,floor]
  *                             [--logs on,off] [--quiet-workers 2] [--rate 2000] [--rate-connections 20]
  *
  * Two tables (issue 20, decision 2). "Logs on", the headline: every server as its users run it —
@@ -16,6 +16,10 @@
  * Latency (decision 1) is measured at a fixed rate below every candidate's saturation: --rate requests a
  * second (2,000) over --rate-connections keep-alive connections (20), 1 KiB, open loop, from the time
  * each request was due (load.ts fixedRate). The p99 of the saturated wrk run stays as information.
+ *
+ * `--peers …,floor` adds the Node floor (node-floor.ts: http.Server + undici, one thread, no log, no
+ * policy), in both tables, as a reference for what Node's HTTP server and client cost: plain-HTTP rows
+ * only, and never the "best peer".
  *
  * --measures, --peers and --logs narrow a run while working on one number (the published table uses
  * all). A measure that fails for one candidate (e.g. too many errors) is shown as ✗ and the run goes on.
@@ -30,6 +34,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectBulk, connectSetups, fixedRate, idleTunnels, startBlaster, wrk } from './load.ts';
+import { startNodeFloor } from './node-floor.ts';
 import { direct, startNginx, startProxyChain, startProxyd, startProxyNpm, startSquid, startTinyproxy, treeRssKiB, type Candidate } from './candidates.ts';
 
 const { values } = parseArgs({
@@ -57,7 +62,10 @@ const quietWorkers = Number(values['quiet-workers']);
 const rate = Number(values.rate);
 const rateConnections = Number(values['rate-connections']);
 const KNOWN_MEASURES = ['ka1k', 'ka100k', 'new1k', 'bulk', 'setups', 'idle', 'fixed', 'p99'];
-const KNOWN_PEERS = ['squid', 'tinyproxy', 'proxy-chain', 'proxy'];
+const KNOWN_PEERS = ['squid', 'tinyproxy', 'proxy-chain', 'proxy', 'floor'];
+/** The Node floor: plain HTTP only, a reference beside the peers, not one of them. */
+const isFloor = (n: string) => n.startsWith('Node floor');
+const FLOOR_SKIPS = new Set(['bulk', 'setups', 'idle']);
 if (
   !(seconds >= 1 && rounds >= 1 && idleCount >= 10 && workerCounts.every((w) => Number.isInteger(w) && w >= 0)) ||
   ![...measures].every((m) => KNOWN_MEASURES.includes(m)) ||
@@ -119,6 +127,7 @@ try {
   }
   if (peerNames.has('proxy-chain')) add(await startProxyChain(dir), 'on', 'off');
   if (peerNames.has('proxy')) add(await startProxyNpm(dir), 'on', 'off');
+  if (peerNames.has('floor')) add(await startNodeFloor(), 'on', 'off');
 } catch (err) {
   await stopAll();
   throw err;
@@ -147,7 +156,7 @@ try {
     // Memory per idle tunnel first, while every proxy is fresh (a heap grown by earlier load would
     // absorb the new tunnels and hide their cost).
     for (const c of candidates) {
-      if (c.port === undefined || c.pid === undefined) continue;
+      if (c.port === undefined || c.pid === undefined || isFloor(c.name)) continue;
       process.stderr.write(`idle tunnels: ${c.name}\n`);
       await measure('idle tunnels', c, async () => {
         await new Promise((r) => setTimeout(r, 500));
@@ -168,7 +177,7 @@ try {
     await measure('warm-up', c, async () => {
       await wrk({ url: `${origin}/1k`, proxyPort: c.port, connections: 50, seconds: 2, dir });
       await wrk({ url: `${origin}/100k`, proxyPort: c.port, connections: 50, seconds: 1, dir });
-      await connectSetups(c.port, nginx.port, 32, 1);
+      if (!isFloor(c.name)) await connectSetups(c.port, nginx.port, 32, 1);
     });
   }
   for (let round = 0; round < rounds; round++) {
@@ -202,6 +211,7 @@ try {
           record('new1k', c.name, fresh.requestsPerSec);
         });
       }
+      if (isFloor(c.name)) continue; // no CONNECT
       if (measures.has('bulk')) await measure('CONNECT bulk', c, async () => record('bulk', c.name, (await connectBulk(c.port, blaster.port, seconds)) / 1e6));
       if (measures.has('setups')) await measure('CONNECT setups', c, async () => record('setups', c.name, await connectSetups(c.port, nginx.port, 32, seconds)));
     }
@@ -219,7 +229,7 @@ const isProxyd = (n: string) => n.startsWith('proxyd');
 
 function table(shown: Set<string>): string {
   const names = candidates.map((c) => c.name).filter((n) => shown.has(n));
-  const peers = names.filter((n) => !isProxyd(n) && n !== DIRECT);
+  const peers = names.filter((n) => !isProxyd(n) && n !== DIRECT && !isFloor(n));
   const proxyds = names.filter(isProxyd);
   const lines: string[] = [];
   lines.push(`| measure | ${names.join(' | ')} | best proxyd ÷ best peer | target (issue 20) |`);
@@ -231,7 +241,7 @@ function table(shown: Set<string>): string {
     const directValue = value(DIRECT);
     const cells = names.map((n) => {
       const v = value(n);
-      if (v === undefined) return n === DIRECT && m.proxiesOnly ? '–' : '✗'; // failed: the reason is on stderr
+      if (v === undefined) return (n === DIRECT && m.proxiesOnly) || (isFloor(n) && FLOOR_SKIPS.has(m.key)) ? '–' : '✗'; // failed: the reason is on stderr
       const ratio = directValue && n !== DIRECT && !m.proxiesOnly ? ` (${(v / directValue).toFixed(2)}×)` : '';
       return `${fmt(v)}${ratio}`;
     });

@@ -18,15 +18,12 @@
  * to the inner handler, which answers 502/504 naming the parent. When every parent of the route has
  * failed such a request, it goes direct, unless --never-direct.
  */
-import { createRequire } from 'node:module';
 import type { Agent, Dispatcher } from 'undici';
-import { LazyDispatcher } from '../worker/lazy-dispatcher.ts';
+import { LazyDispatcher, loadUndici } from '../worker/lazy-dispatcher.ts';
 import type { ConnectionInfo, ServeContext } from '../worker/context.ts';
 import { dialParent, isConnectFailure, readyEvent } from './parent-dial.ts';
 import type { ParentSpec } from './parent-spec.ts';
 import { noteParentFailure, noteParentAnswer } from './parent-health-log.ts';
-
-const require = createRequire(import.meta.url);
 
 /** This thread's pool of parent connections, made with the first request through a parent (undici: lazy-dispatcher.ts). */
 export function createParentPool(o: { connectTimeoutMs(): number; loopbackOnly: boolean }): LazyDispatcher<Agent> {
@@ -34,7 +31,7 @@ export function createParentPool(o: { connectTimeoutMs(): number; loopbackOnly: 
 }
 
 function makeParentAgent(o: { connectTimeoutMs(): number; loopbackOnly: boolean }): Agent {
-  const { Agent } = require('undici') as typeof import('undici');
+  const { Agent } = loadUndici();
   return new Agent({
     pipelining: 1,
     keepAliveTimeout: 4_000,

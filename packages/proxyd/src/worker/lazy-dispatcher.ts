@@ -2,7 +2,15 @@
 // modules, ~5 MiB of heap per thread: issue 20), and a thread needs it only for plain HTTP: one that only
 // tunnels (CONNECT) never loads it, and a fresh proxyd holds none of it. The first plain-HTTP request of
 // each thread pays the load (from Node's compile cache, tens of ms), once.
+import { createRequire } from 'node:module';
 import type { Dispatcher } from 'undici';
+
+const require = createRequire(import.meta.url);
+
+/** undici itself, loaded by the first call in this thread (from a dispatcher's `make`). */
+export function loadUndici(): typeof import('undici') {
+  return require('undici') as typeof import('undici');
+}
 
 export class LazyDispatcher<D extends Dispatcher = Dispatcher> {
   #make: (() => D) | undefined;

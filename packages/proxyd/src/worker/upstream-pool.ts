@@ -9,16 +9,13 @@
 // fails for want of a descriptor (EMFILE) gives back this thread's idle sockets and dials again, a few
 // times over a few hundred ms (the other threads give back theirs at their next check): a 502 for EMFILE
 // only once no idle pooled socket is left to close.
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Agent } from 'undici';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { guardedLookup } from './guarded-lookup.ts';
 import { beforeConnect, giveBackIdle, isOutOfDescriptors, track } from './idle-upstreams.ts';
 import { failUnlessConnectedWithin } from './upstream-errors.ts';
-import { LazyDispatcher } from './lazy-dispatcher.ts';
-
-const require = createRequire(import.meta.url);
+import { LazyDispatcher, loadUndici } from './lazy-dispatcher.ts';
 
 export interface UpstreamSettings {
   /** The policy in force now (a reload replaces it; new connections see the new one). */
@@ -40,7 +37,7 @@ export function createUpstreamPool(settings: UpstreamSettings): LazyDispatcher<A
 }
 
 function makeAgent(settings: UpstreamSettings): Agent {
-  const { Agent } = require('undici') as typeof import('undici');
+  const { Agent } = loadUndici();
   return new Agent({
     // Same framing rules as Node's http client: no pipelining, answers of any size, headers up to
     // Node's limit. Timeouts are set per request (forward-http.ts) from the live options.

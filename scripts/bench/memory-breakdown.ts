@@ -5,7 +5,7 @@
  *
  *   node scripts/bench/memory-breakdown.ts [--rounds 4] [--seconds 15] [--tunnels 2000] [--label x]
  *        [--env MALLOC_ARENA_MAX=2] [--node-flags "--max-semi-space-size=4"] [--direct] [--checkout DIR]
- *        [-- proxyd flags…]
+ *        [--maps] [--rest 3] [-- proxyd flags…]
  *
  * proxyd starts through its launcher (packages/proxyd/bin/proxyd, on this checkout's runtime), as users
  * run it, with the launcher's V8 flags and MALLOC_ARENA_MAX; --direct runs `node bin/proxyd.js` without
@@ -13,7 +13,7 @@
  * one's node_modules linked in) under the same measurement. proxyd runs with its defaults (workers, cache, analytics, the admin server) except: loopback,
  * the admin server on a free port (`-- --admin off` leaves it out), a log file in a temporary folder,
  * loopback destinations allowed. Each round is a wrk run (keep-alive,
- * 1 KiB, 50 connections) then a CONNECT-setups run (32 parallel, a third of the time), then 3 s of rest
+ * 1 KiB, 50 connections) then a CONNECT-setups run (32 parallel, a third of the time), then --rest seconds (3) of rest
  * before the breakdown. V8's figures come from each thread itself: heap-probe.mjs is preloaded with
  * `--import` (worker threads inherit it) and answers when asked through a file. Loopback only; every
  * process stopped by pid. RSS does not depend on CPU noise, so one run is quotable on a shared machine.
@@ -39,13 +39,16 @@ const { values, positionals } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     direct: { type: 'boolean', default: false },
     checkout: { type: 'string', default: '' },
+    maps: { type: 'boolean', default: false },
+    rest: { type: 'string', default: '3' },
   },
 });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const tunnelCount = Number(values.tunnels);
-if (!(rounds >= 0 && seconds >= 1 && tunnelCount >= 0)) {
-  console.error('memory-breakdown: --rounds ≥ 0, --seconds ≥ 1, --tunnels ≥ 0');
+const restSeconds = Number(values.rest);
+if (!(rounds >= 0 && seconds >= 1 && tunnelCount >= 0 && restSeconds >= 0)) {
+  console.error('memory-breakdown: --rounds ≥ 0, --seconds ≥ 1, --tunnels ≥ 0, --rest ≥ 0');
   process.exit(2);
 }
 /** The proxyd measured: this checkout's, or --checkout's. */
@@ -125,6 +128,15 @@ async function breakdown(pid: number, base: string, threads: number): Promise<Br
   };
 }
 
+/** --maps: the largest anonymous mappings outside malloc's arenas (what "other anonymous" and V8 are made of). */
+function printLargestAnon(pid: number): void {
+  const maps = mappings(pid);
+  const anon = maps.filter((m) => !m.name.startsWith('/') && m.name !== '[heap]' && m.rssKiB > 0);
+  anon.sort((a, b) => b.rssKiB - a.rssKiB);
+  console.log('\nlargest anonymous mappings (KiB resident / KiB mapped, permissions, start):');
+  for (const m of anon.slice(0, 25)) console.log(`  ${String(m.rssKiB).padStart(7)} / ${String((m.end - m.start) / 1024).padStart(7)} ${m.perm} ${m.start.toString(16)}${m.start % ARENA === 0 ? ' (64 MiB-aligned)' : ''} ${m.name}`);
+}
+
 function row(label: string, b: Breakdown): string {
   const m = (n: number | undefined) => ((n ?? 0) / MiB).toFixed(1);
   const s = b.spaces;
@@ -180,7 +192,7 @@ try {
   for (let r = 1; r <= rounds; r++) {
     const ka = await wrk({ url: `http://127.0.0.1:${nginx.port}/1k`, proxyPort: port, connections: 50, seconds, dir });
     const setups = await connectSetups(port, nginx.port, 32, Math.max(1, Math.round(seconds / 3)));
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, restSeconds * 1000));
     const b = await breakdown(child.pid!, base, isolates);
     const ops = ka.requestsPerSec * seconds + setups * Math.max(1, Math.round(seconds / 3));
     gcNotes.push(`round ${r}: GC pauses, all threads, µs per operation: minor ${(((b.gc.minorMs - lastGc.minorMs) * 1000) / ops).toFixed(1)} (${b.gc.minorCount - lastGc.minorCount} scavenges), major ${(((b.gc.majorMs - lastGc.majorMs) * 1000) / ops).toFixed(1)} (${b.gc.majorCount - lastGc.majorCount})`);
@@ -188,6 +200,7 @@ try {
     console.log(row(`after round ${r} (${Math.round(ka.requestsPerSec)} req/s, ${Math.round(setups)} setups/s)`, b));
   }
   if (gcNotes.length) console.log(`\n${gcNotes.join('\n')}`);
+  if (values.maps) printLargestAnon(child.pid!);
   if (tunnelCount > 0) {
     const before = (await breakdown(child.pid!, base, isolates)).rss;
     const sockets = await idleTunnels(port, nginx.port, tunnelCount);

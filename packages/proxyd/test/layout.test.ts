@@ -25,6 +25,9 @@ const FORBIDDEN: Record<string, string[]> = {
   limits: ['primary', 'worker', 'admin', 'logger', 'messages'],
   // The cache runs in the serving threads, as the worker's tool: it knows no thread role, no admin.
   cache: ['primary', 'worker', 'admin', 'logger', 'messages'],
+  // Node.js's own modules, loaded the cheap way (builtins/http.ts, builtins/tls.ts): usable from every
+  // thread, so they know nothing of proxyd.
+  builtins: ['primary', 'worker', 'admin', 'logger', 'messages', 'memory', 'policy', 'config', 'upstream', 'limits', 'cache'],
 };
 /** Built-in modules a pure folder may not touch: threads, sockets that carry traffic. */
 const IMPURE_BUILTINS = ['node:worker_threads', 'node:tls', 'node:dgram', 'node:child_process'];

@@ -10,7 +10,7 @@
  * credentials with a failure throttle, as the serving threads do: this is the thread that accepts
  * everyone's connections, and a bcrypt check is tens of milliseconds of its CPU.
  */
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 // Every answer proxyd gives instead of forwarding: one table, one place to read what the proxy can
 // answer and why (status, a stable code, a short explanation for the body and the log).
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from '../builtins/http.ts';
 
 export const REFUSALS = {
   QUEUE_FULL: { status: 503, reason: 'the proxy is at capacity and its waiting queue is full; retry shortly' },

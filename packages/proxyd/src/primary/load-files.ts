@@ -3,7 +3,7 @@
 // proxy or a worker error. `proxyd check-config` reads them through loadStartupFiles too, so it fails on
 // a bad file exactly as start-up would.
 import { readFile } from 'node:fs/promises';
-import tls from 'node:tls';
+import { nodeTls } from '../builtins/tls.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import { parseBlocklist, type Blocklist } from '../policy/blocklist.ts';
 import { parseHtpasswd, type Users } from '../policy/htpasswd.ts';
@@ -54,7 +54,7 @@ export async function loadTls(certFile: string, keyFile: string): Promise<{ cert
   const cert = await readText(certFile, 'TLS certificate');
   const key = await readText(keyFile, 'TLS key');
   try {
-    tls.createSecureContext({ cert, key }); // fails here, once, on a bad pair
+    nodeTls().createSecureContext({ cert, key }); // fails here, once, on a bad pair
   } catch (err) {
     throw new FileError({ what: 'TLS certificate', file: certFile, problem: `does not load with key ${keyFile} (${(err as Error).message})` });
   }

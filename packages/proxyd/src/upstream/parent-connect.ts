@@ -11,7 +11,7 @@
  * naming the parent and its status (never its credentials), and no other parent is asked. When every
  * parent of the route cannot be reached, the tunnel goes direct, unless --never-direct.
  */
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from '../worker/context.ts';
 import { refuseSocket } from '../worker/refuse.ts';

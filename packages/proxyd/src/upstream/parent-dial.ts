@@ -3,7 +3,7 @@
 // the destination policy — the operator named it — except under the test hooks, where every proxy
 // dials loopback only (guarded-lookup.ts, TEST_GUARD) and so does this.
 import net from 'node:net';
-import tls from 'node:tls';
+import { nodeTls } from '../builtins/tls.ts';
 import type { DestinationPolicy } from '../policy/destination-policy.ts';
 import { ForbiddenDestinationError, guardedLookup, testGuard } from '../worker/guarded-lookup.ts';
 import { upstreamTimeoutError } from '../worker/upstream-errors.ts';
@@ -21,7 +21,7 @@ export function dialParent(parent: ParentSpec, o: { timeoutMs: number; loopbackO
   }
   const tcp = net.connect({ host: parent.host, port: parent.port, noDelay: true, lookup: guardedLookup(ANY_ADDRESS, parent.port, o.loopbackOnly) });
   tcp.setKeepAlive(true, 60_000);
-  const socket = parent.protocol === 'https:' ? tls.connect({ socket: tcp, servername: net.isIP(parent.host) ? undefined : parent.host, ALPNProtocols: ['http/1.1'] }) : tcp;
+  const socket = parent.protocol === 'https:' ? nodeTls().connect({ socket: tcp, servername: net.isIP(parent.host) ? undefined : parent.host, ALPNProtocols: ['http/1.1'] }) : tcp;
   const timer = setTimeout(() => socket.destroy(upstreamTimeoutError()), o.timeoutMs);
   const done = (): void => clearTimeout(timer);
   socket.once(readyEvent(parent), done);

@@ -13,7 +13,7 @@
  * error of any kind (the server parses it again and answers 400/431 as it always has), or a Node.js whose
  * internals do not look as expected.
  */
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 

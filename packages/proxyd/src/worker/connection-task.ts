@@ -4,9 +4,9 @@
  * accepted socket here (pool.run(task, { transferList: [socket] })), the task hands it to this thread's
  * http.Server, and resolves when the socket closes — after giving the connection's permit back.
  */
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import type net from 'node:net';
-import tls from 'node:tls';
+import { nodeTls } from '../builtins/tls.ts';
 import { BroadcastChannel, isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ProxyOptions } from '../config/options.ts';
@@ -56,7 +56,7 @@ export function init(data: ServeInit): void {
     // No per-thread login throttle here: wrong passwords are counted across every thread (limits/).
     auth: new CredentialCache(data.users ? new Map(data.users) : undefined, { throttle: false }),
     viaToken: data.viaToken,
-    tls: data.tls ? tls.createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
+    tls: data.tls ? nodeTls().createSecureContext({ cert: data.tls.cert, key: data.tls.key }) : undefined,
     upstream: createUpstreamPool({ destinations: () => context.destinations, connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
     parents: new ParentRouter(data.options, shared.parents),
     parentPool: createParentPool({ connectTimeoutMs: () => context.options.upstreamTimeoutMs, loopbackOnly: data.testHooks }),
@@ -171,7 +171,7 @@ function serveSocket(context: ServeContext, socket: net.Socket, info: Connection
   // this thread; on the primary (--workers 0) it is the same paused socket and must be resumed.
   if (context.tls) {
     // HTTPS to the proxy: TLS ends here, in the worker; the HTTP server reads the decrypted stream.
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context.tls, ALPNProtocols: ['http/1.1'] });
+    const secure = new (nodeTls().TLSSocket)(socket, { isServer: true, secureContext: context.tls, ALPNProtocols: ['http/1.1'] });
     connections.set(secure, info);
     secure.on('error', (err: NodeJS.ErrnoException) => {
       shared.log.write({ event: 'tls-error', level: 'warn', conn: info.id, client: info.client, error: err.code ?? err.message });

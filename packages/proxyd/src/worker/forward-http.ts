@@ -1,7 +1,7 @@
 // Plain HTTP through the proxy: an absolute-form request ("GET http://host/path HTTP/1.1") passes the
 // gate, then goes on to its origin over a pooled keep-alive connection, bodies streamed both ways and
 // never buffered whole.
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../memory/stats-names.ts';
 import type { Dispatcher } from 'undici';

@@ -1,7 +1,7 @@
 // The HTTP side of a serving thread: Node's own http.Server (llhttp, hardened against request
 // smuggling) parses every connection handed to this thread; the handlers route each request by kind.
 import { reportBadRequest } from './abuse.ts';
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { forwardHttp } from './forward-http.ts';

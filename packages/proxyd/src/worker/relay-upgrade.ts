@@ -1,7 +1,7 @@
 // An absolute-form request with "Upgrade" (WebSocket and others): ask the origin to upgrade, pass its
 // 101 back, then relay raw bytes both ways. If the origin declines, its answer is passed on instead.
 import { reportBadRequest } from './abuse.ts';
-import http from 'node:http';
+import http from '../builtins/http.ts';
 import type net from 'node:net';
 import type { ConnectionInfo, ServeContext } from './context.ts';
 import { methodStat } from '../memory/stats-names.ts';

@@ -1,0 +1,22 @@
+/**
+ * node:http, loaded with require() rather than import. An ES-module import of a Node.js builtin builds its
+ * namespace from every export, getters included, and node:http's WebSocket, CloseEvent and MessageEvent
+ * getters load the copy of undici bundled in Node.js (for its WebSocket client): about 2.5 MiB of heap and
+ * 7 MiB of RSS in each thread that imports node:http, for classes proxyd never uses (issue 20).
+ * require() returns the exports object and leaves its getters alone until something reads them.
+ */
+import { createRequire } from 'node:module';
+import type * as NodeHttp from 'node:http';
+
+const http: typeof NodeHttp = createRequire(import.meta.url)('node:http');
+
+/** The classes' types under the same name, so that `http.IncomingMessage` reads as it does with node:http. */
+declare namespace http {
+  type Agent = NodeHttp.Agent;
+  type IncomingMessage = NodeHttp.IncomingMessage;
+  type Server = NodeHttp.Server;
+  type ServerResponse = NodeHttp.ServerResponse;
+}
+
+export default http;
+export const { STATUS_CODES } = http;

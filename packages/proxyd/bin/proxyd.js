@@ -23,20 +23,20 @@ if (module.enableCompileCache && !process.env.NODE_DISABLE_COMPILE_CACHE) {
 // its allocation rate up to its cap and rarely gives it back; its default cap is 64 MiB semi-spaces (128
 // MiB of new space) per isolate. The caps are set per thread: the primary's by the launcher (bin/proxyd
 // runs node with --max-semi-space-size=1: V8 sizes the main thread's heap before any code runs, and with
-// workers the primary only accepts), the workers' by their resourceLimits (primary/serving.ts: 4 MiB
+// workers the primary only accepts), the workers' by their resourceLimits (primary/serving.ts: 8 MiB
 // semi-spaces at most), the logger's (primary/start-logger.ts: 1 MiB). The command-line flag would
 // override every worker's own limit, so it is cleared here, before any thread starts: from now on each
 // thread starts small (1 MiB semi-spaces) and grows only when it is busy, so a fresh proxyd does not hold
-// new spaces it is not using.
+// two 16 MiB new spaces it is not using.
 // Started without the launcher (node bin/proxyd.js, as the tests do), the primary has no cap: then the
-// young generations are fixed as before this change — threads started from now on at 4 MiB semi-spaces,
+// young generations are fixed as before this change — threads started from now on at 8 MiB semi-spaces,
 // the primary at what it started with (1 MiB; V8 may still resize it to the new minimum after a full
 // collection). V8 flags are the process's; V8 reads these when it sizes or grows a new space.
 if (process.execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))) {
   v8.setFlagsFromString('--max-semi-space-size=0');
 } else {
   v8.setFlagsFromString('--semi-space-growth-factor=1');
-  v8.setFlagsFromString('--min-semi-space-size=4');
+  v8.setFlagsFromString('--min-semi-space-size=8');
 }
 // Old generations grown by half of what survives each full collection, not by up to 4x (V8's factor on a
 // machine with this much memory): busy workers' old spaces otherwise filled with dead objects between

@@ -11,8 +11,8 @@ import { TASK_FILE } from './thread-files.ts';
 
 export type { ServingSetup } from '../messages/serve-init.ts';
 
-/** V8's young generation is three semi-spaces' worth (two semi-spaces and a new large-object space): 4 MiB semi-spaces. */
-const WORKER_YOUNG_GENERATION_MB = 12;
+/** V8's young generation is three semi-spaces' worth (two semi-spaces and a new large-object space): 8 MiB semi-spaces. */
+const WORKER_YOUNG_GENERATION_MB = 24;
 
 export interface Serving {
   /** Settles when the connection has ended (its value is of no use: nothing comes back per connection). */
@@ -59,12 +59,10 @@ export async function startServing(shared: SharedState, options: ProxyOptions, s
     // three clock reads and three histogram records, and the worker a timing field in its reply.
     recordTiming: false,
     workerData: init,
-    // Each worker's young generation starts at 1 MiB semi-spaces and grows with its load up to 4 MiB (an
-    // 8 MiB new space): 1 MiB ones scavenge so often that GC time per request grows (they paused the
-    // workers ~4x as long per request), and larger ones V8 fills under load and keeps. 8 MiB semi-spaces
-    // held ~25 MiB more RSS after load for no CPU a benchmark could see (variants-cpu.ts, 6 rounds:
-    // keep-alive 129 against 132 µs per request, setups 428 against 463; RSS 262 against 237 MiB;
-    // issue 20, bin/proxyd.js).
+    // Each worker's young generation starts at 1 MiB semi-spaces and grows with its load up to 8 MiB (a
+    // 16 MiB new space): smaller ones scavenge so often that GC time per request grows (1 MiB paused the
+    // workers ~4x as long per request; 4 MiB took ~15 MiB off RSS after load but cost 10-50% more CPU per
+    // keep-alive request, variants-cpu.ts), larger ones V8 fills and keeps (issue 20, bin/proxyd.js).
     resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
   });
   // A worker that dies cannot count down what it held: retire its row and subtract its tunnels, once

@@ -32,7 +32,7 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
   const worker = new Worker(LOGGER_FILE, {
     name: 'proxyd-logger',
     // A small young generation (1 MiB semi-spaces): the logger turns records into lines in batches and
-    // keeps little; primary/serving.ts lets the serving threads grow to 4 MiB (issue 20).
+    // keeps little; bin/proxyd.js gives the serving threads 8 MiB (issue 20).
     resourceLimits: { maxYoungGenerationSizeMb: 3 },
     workerData: {
       ring: shared.buffers.ring,

@@ -10,6 +10,12 @@
  * A variant named name@DIR runs the proxyd of the checkout DIR (its own `pnpm install`, its own runtime,
  * through its launcher, with the same arguments), for an A/B of two commits measured alike.
  *
+ * Start-up order and the instance itself move the figures by more than most changes (issue 20, 2026-12-02:
+ * the first variant listed read 150-260 µs per keep-alive request where a second instance of the same
+ * code read 130-200, in four runs of four; two instances of one checkout differed by 40% over all six
+ * rounds). So list a throwaway `first:` variant, and two instances of each side:
+ *   --variant first: --variant a1: --variant b1@DIR: --variant a2: --variant b2@DIR:
+ *
  * Per round and variant: wrk keep-alive 1 KiB (50 connections), CONNECT setups (32 parallel), and with
  * --bulk a 100 KiB keep-alive run (MB/s). µs of CPU per operation from /proc (all the variant's threads).
  */

@@ -16,6 +16,7 @@
 import winston from 'winston';
 import type { AccessLogFormat } from '../messages/logger-messages.ts';
 import type { RequestFacts } from './request-facts.ts';
+import { filesOpen } from './files-open.ts';
 import { passThrough } from './pass-through.ts';
 
 /** Squid's result code for the request: what the cache did, or that it was a tunnel or denied. */
@@ -74,6 +75,8 @@ export class AccessLog {
   readonly #logger: winston.Logger;
   readonly #line: (f: RequestFacts) => string;
   #batch = '';
+  /** Resolves once the file is open (or failed to open): logger-thread.ts says 'ready' after it. */
+  readonly opened: Promise<void>;
 
   constructor(options: { file: string; format: AccessLogFormat; maxBytes: number; maxFiles: number }) {
     this.#line = options.format === 'squid' ? squidLine : combinedLine;
@@ -87,6 +90,7 @@ export class AccessLog {
         }),
       ],
     });
+    this.opened = filesOpen(this.#logger);
   }
 
   /** Add a request's line to the batch (nothing for a connection refused before its request). */

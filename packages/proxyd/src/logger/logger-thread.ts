@@ -11,6 +11,7 @@
  * file) and writes the access log in Squid's or the combined format (access-log.ts), from the same
  * records: the serving threads write nothing more for them.
  *
+ * It says { type: 'ready' } once its files are open (the log, the access log, the analytics).
  * Messages from the primary: { type: 'flush' } drains everything, closes the log file and answers
  * { type: 'flushed' } — the last step of a clean shutdown. { type: 'analytics', range } drains, saves
  * the hours being counted and answers with the report for that range.
@@ -24,6 +25,7 @@ import { LEVEL_RANK, type EventLevel } from '../memory/event-log.ts';
 import { addressOf, hostOf, isoTime, readableLine } from './format.ts';
 import { openStdout } from './stdout.ts';
 import { passThrough } from './pass-through.ts';
+import { filesOpen } from './files-open.ts';
 import { AccessLog } from './access-log.ts';
 import { Analytics } from './analytics.ts';
 import { requestFacts } from './request-facts.ts';
@@ -289,5 +291,7 @@ parentPort!.on('message', (message: ToLogger) => {
   else if (message.type === 'analytics') answerAnalytics(message);
 });
 
+// Ready once the files are open: the primary counts the descriptors the proxy holds after this.
+void Promise.all([filesOpen(logger), accessLog?.opened]).then(() => parentPort!.postMessage({ type: 'ready' } satisfies LoggerMessage));
 if (analyticsError !== undefined) writeRecord({ time: Date.now(), level: 'error', event: 'analytics-error', error: analyticsError, kept: 'the log; analytics are off until the next start' });
 void drainLoop();

@@ -79,5 +79,6 @@ export type ToLogger = FlushRequest | AnalyticsRequest;
 /** Logger → primary. */
 export type LoggerMessage =
   | ({ type: 'summary' } & LogSummary)
+  | { type: 'ready' } // the log, access log and analytics files are open (primary/fd-budget.ts counts after it)
   | { type: 'flushed'; written: number; dropped: number }
   | { type: 'analytics'; id: number; report: AnalyticsReport | undefined; error?: string };

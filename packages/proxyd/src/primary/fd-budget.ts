@@ -27,6 +27,8 @@ export { kernelDescriptorCount, parseOpenFileLimit, readOpenFileLimit } from '..
 export const FDS_PER_CLIENT = 2;
 /** Refusals still closing beyond which a refused client is closed at once, without a 503 (bounded). */
 const MAX_CLOSING_REFUSALS = 32;
+/** The accepted socket whose admission is being decided: open, and in the kernel's count already. */
+const NEWCOMER = 1;
 /** How old the kernel's count may be before an accept reads it again. */
 const RECOUNT_MS = 100;
 
@@ -84,7 +86,10 @@ export class FdBudget {
     return FDS_PER_CLIENT * maxClients + maxWaiting;
   }
 
-  /** In use now by clients: the estimate, plus what the last kernel count showed beyond it. */
+  /**
+   * In use now by clients: the estimate, plus what the last kernel count showed beyond it. Called at
+   * accept, with the newcomer's socket open (the kernel's count has it; the estimate does not).
+   */
   inUse(held: number, waiting: number): number {
     const estimate = FDS_PER_CLIENT * held + waiting + this.closing;
     if (this.limit === undefined) return estimate;
@@ -93,7 +98,8 @@ export class FdBudget {
       this.countedAt = now;
       const counted = this.recount();
       // 0: the kernel does not say (before 6.2). The proxy's own descriptors are in the reserve already.
-      this.unseen = counted > 0 ? Math.max(0, counted - this.openAtStart - estimate) : 0;
+      // The newcomer being decided on is open already (called at accept): hasRoom counts it in its +2.
+      this.unseen = counted > 0 ? Math.max(0, counted - NEWCOMER - this.openAtStart - estimate) : 0;
     }
     return estimate + this.unseen;
   }

@@ -19,7 +19,15 @@ export function analyticsFile(options: Pick<ProxyOptions, 'analytics' | 'analyti
 /** How long the logger thread may take to answer an analytics query. */
 const ANALYTICS_TIMEOUT_MS = 10_000;
 
+/** How long start waits for the logger's 'ready' before it counts descriptors anyway (a slow disk). */
+const READY_TIMEOUT_MS = 5_000;
+
 export interface LoggerThread {
+  /**
+   * Resolves once the logger thread has its files open (its 'ready'), or has ended, or after
+   * READY_TIMEOUT_MS: start-proxy.ts counts the proxy's own descriptors after it (fd-budget.ts).
+   */
+  ready: Promise<void>;
   /** The latest aggregate from the logger thread. */
   summary(): LogSummary;
   /** The analytics for a range, as the logger thread counts them (every record written so far included). */
@@ -46,6 +54,16 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
       accessLog: options.accessLog === undefined ? undefined : { file: options.accessLog, format: options.accessLogFormat },
     } satisfies LoggerInit,
   });
+  const ready = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, READY_TIMEOUT_MS);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    worker.on('message', (m: LoggerMessage) => m.type === 'ready' && done());
+    worker.once('exit', done);
+  });
   worker.on('error', (err) => process.stderr.write(`proxyd: the logger thread failed: ${err.stack ?? err}\n`));
   let latest: LogSummary = { topHosts: [], topClients: [], recent: [] };
   const queries = new Map<number, { resolve: (report: AnalyticsReport) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
@@ -68,6 +86,7 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
     queries.clear();
   });
   return {
+    ready,
     summary: () => latest,
     analytics(range) {
       const id = ++lastQuery;

@@ -123,7 +123,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   }
   const policy = new BroadcastChannel(POLICY_CHANNEL);
   policy.unref();
-  // Counted once the threads, listeners, log and cache files are open: what the proxy holds before any client.
+  // Counted once the threads, listeners, log and cache files are open: what the proxy holds before any
+  // client. The logger thread opens its files asynchronously; counted before they were, the budget
+  // took them for clients' descriptors later and refused up to 3 clients early (open-files.test.ts).
+  await logger.ready;
   const fdBudget = new FdBudget(readOpenFileLimit(), countOpenDescriptors() ?? 0);
   shared.stats.set('openFileLimit', fdBudget.limit ?? 0);
 

@@ -1,0 +1,16 @@
+// When a winston logger's files are open. winston's File transport opens its file asynchronously (a
+// stat, then fs.createWriteStream) and emits 'open' when the descriptor is there. The primary counts the
+// process's open descriptors once the threads are up (primary/fd-budget.ts: what the proxy holds
+// before any client), so the logger thread says it is ready only after its files are open.
+import winston from 'winston';
+
+/** Resolves once every File transport of `logger` has opened its file, or failed to (then the log says why). */
+export function filesOpen(logger: winston.Logger): Promise<void> {
+  const files = logger.transports.filter((transport) => transport instanceof winston.transports.File);
+  return Promise.all(
+    files.map((file) => new Promise<void>((resolve) => {
+      file.once('open', () => resolve());
+      file.once('error', () => resolve());
+    })),
+  ).then(() => undefined);
+}

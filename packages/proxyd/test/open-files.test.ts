@@ -50,7 +50,9 @@ t.test('under a limit of 200: start line and warning, clean 503s at accept, coun
   const room = Number(/room for (\d+)/.exec(String(started?.openFiles))?.[1]);
   t.ok(room > 10 && room < 100, `room for ${room} clients`);
   t.match(proxy.stdout(), /^open files: limit 200: room for/m, 'the banner says it too');
-  t.match(proxy.stderr(), /warning: --max-clients 150 and --max-waiting 10 need up to [\d,]+ open files, but the limit is 200: .*ulimit -n .*LimitNOFILE=/, 'a warning on stderr names the fix');
+  const warning = /warning: --max-clients 150 and --max-waiting 10 need up to [\d,]+ open files, but the limit is 200: .*ulimit -n .*LimitNOFILE=/;
+  await eventually(() => warning.test(proxy.stderr()), 'the warning on stderr'); // its own pipe: it may come after the banner
+  t.match(proxy.stderr(), warning, 'a warning on stderr names the fix');
   t.ok(readLog(proxy.logFile).some((r) => r.event === 'open-files-warning' && r.level === 'warn'), 'and in the log');
 
   // Idle tunnels, a few at a time, until one is refused (bounded: the limit is 200).

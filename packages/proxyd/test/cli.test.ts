@@ -1,5 +1,6 @@
 // The proxyd command itself: --help, --version, the runtime check, a clean SIGTERM that loses no log
-// record, and the admin server staying up through the drain.
+// record, keep-alive connections ended through the drain, a second signal that cuts it short, and the
+// admin server staying up through the drain.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -141,6 +142,68 @@ t.test('SIGTERM: through the drain /readyz is 503 while /healthz and /metrics st
   t.match(proxy.stdout(), /proxyd: stopped\n/);
   t.notMatch(proxy.stdout(), /closed at the deadline/, 'nothing was cut off');
   t.equal((await adminGet(adminPort, '/healthz')).status, 'ECONNREFUSED', 'the admin server is closed after the proxy');
+});
+
+/** GET an absolute URL through the proxy on a keep-alive agent: the status and the Connection header. */
+function proxiedGet(proxyPort: number, url: string, agent: http.Agent): Promise<{ status: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: proxyPort, path: url, agent, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+t.test('SIGTERM with keep-alive clients: idle connections closed, "Connection: close" while draining, no wait for the grace', async (t) => {
+  const origin = await startOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await startCliProxy(t, ['--workers', '1', '--shutdown-grace', '60s', '--log-level', 'info']);
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const busy = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => (idle.destroy(), busy.destroy()));
+  t.match(await proxiedGet(proxy.port, origin.url('/hello?who=idle'), idle), { status: 200, connection: 'keep-alive' }, 'the idle client: one request, then its connection stays open');
+  t.match(await proxiedGet(proxy.port, origin.url('/hello?who=busy&n=0'), busy), { status: 200, connection: 'keep-alive' });
+
+  const started = Date.now();
+  proxy.child.kill('SIGTERM');
+  await eventually(() => proxy.stdout().includes('SIGTERM: draining'), 'the drain began');
+  // The busy client's connection is still open: its next request is answered, and ends the connection.
+  t.match(await proxiedGet(proxy.port, origin.url('/hello?who=busy&n=1'), busy), { status: 200, connection: 'close' }, 'a request during the drain: answered with "Connection: close"');
+  t.equal(await proxy.exited, 0, 'exit 0');
+  const tookMs = Date.now() - started;
+  t.ok(tookMs < 10_000, `stopped in ${tookMs} ms, not after the 60 s grace: the idle connection was closed`);
+  t.notMatch(proxy.stdout(), /closed at the deadline/, 'nothing was cut off');
+  const records = readLog(proxy.logFile);
+  t.equal(records.filter((r) => r.event === 'request' && String(r.url).includes('/hello?who=')).length, 3, 'all three requests are in the log');
+  t.match(records.find((r) => r.event === 'stopped'), { closedAtDeadline: 0 });
+});
+
+t.test('a second SIGTERM during the drain ends the grace at once: the open tunnel is cut and logged, exit 0', async (t) => {
+  const echoPort = await startEchoServer(t);
+  const proxy = await startCliProxy(t, ['--workers', '1', '--shutdown-grace', '60s', '--connect-ports', '1-65535']);
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const { openTunnelClient } = await import('./helpers/tunnel-client.ts');
+  const holder = openTunnelClient(proxy.port, `127.0.0.1:${echoPort}`, 'holder');
+  t.teardown(() => holder.socket.destroy());
+  await eventually(() => holder.head !== undefined, 'the tunnel is open');
+  proxy.child.kill('SIGTERM');
+  await eventually(() => proxy.stdout().includes('SIGTERM: draining'), 'the drain began');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(proxy.child.exitCode, null, 'the first signal waits for the open tunnel');
+  const started = Date.now();
+  proxy.child.kill('SIGTERM');
+  t.equal(await proxy.exited, 0, 'exit 0');
+  const tookMs = Date.now() - started;
+  t.ok(tookMs < 10_000, `stopped ${tookMs} ms after the second signal, not after the 60 s grace`);
+  t.match(proxy.stdout(), /proxyd: SIGTERM again: closing 1 open connection now\n/, 'it says what the second signal does');
+  t.match(proxy.stdout(), /stopped \(1 connection closed at the deadline\)/);
+  const records = readLog(proxy.logFile);
+  t.match(records.find((r) => r.event === 'stopping-now'), { level: 'warn', active: 1 }, 'and logs it');
+  t.ok(records.some((r) => r.event === 'tunnel' && r.target === `127.0.0.1:${echoPort}`), 'the cut tunnel is in the log');
+  await eventually(() => holder.closed, 'the client sees its tunnel closed');
 });
 
 t.test('SIGHUP reloads the blocklist through the CLI', async (t) => {

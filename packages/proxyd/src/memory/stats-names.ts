@@ -9,6 +9,7 @@ export const STAT_NAMES = [
   'cacheEntries', // objects in the shared cache
   'cacheBytes', // body bytes in the shared cache (the size cap is checked against this)
   'fleetStoreUp', // --redis: 1 while the fleet store is reachable, 0 while limiting locally only
+  'draining', // 1 from SIGTERM/SIGINT on: serving threads end keep-alive connections (worker/idle-connections.ts)
   'openFileLimit', // the process's open-file limit read at start (0: not known, no budget; primary/fd-budget.ts)
   // counters
   'accepted', // TCP connections accepted

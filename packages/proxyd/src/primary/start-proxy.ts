@@ -36,7 +36,7 @@ import { loadStartupFiles } from './load-files.ts';
 import type { PrimaryState } from './primary-state.ts';
 import { reloadFailed, reloadProxy } from './reload.ts';
 import { startServing } from './serving.ts';
-import { shutdown } from './shutdown.ts';
+import { Grace, shutdown } from './shutdown.ts';
 import { startLoggerThread } from './start-logger.ts';
 import { WaitHistogram } from './wait-histogram.ts';
 import { plural } from './words.ts';
@@ -80,13 +80,15 @@ export interface RunningProxy {
   reloadFailed(message: string): void;
   /** Stop accepting, let open connections finish up to `graceMs`, close the rest, flush the log. */
   close(graceMs?: number): Promise<{ closedAtDeadline: number }>;
+  /** End the grace period now (a second stop signal): what is still open is closed; returns how many are. */
+  hurry(): number;
 }
 
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // Every file is read and checked before anything starts, as check-config reads them. (The option table
   // already refuses a lone --tls-cert or --tls-key; this guards callers that build options themselves.)
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
-  const { blocklist, users, tls } = await loadStartupFiles(options);
+  const { blocklist, users, tls } = await loadStartupFiles(options, { create: true });
 
   const shared = createSharedState(options);
   shared.stats.set('logLevel', LEVEL_RANK[options.logLevel]);
@@ -173,6 +175,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   settleHeapSoon(2_000); // after the admin server's modules, which cli.ts loads next (memory/settle-heap.ts)
 
   let closing: Promise<{ closedAtDeadline: number }> | undefined;
+  const grace = new Grace();
   return {
     address: listener.address,
     shared,
@@ -194,14 +197,18 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     openFilesWarning,
     reload: (next = state.options) => reloadProxy(state, next),
     reloadFailed: (message) => reloadFailed(state, message),
-    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, agent, fleet, () => (phase = 'draining')).finally(() => cache.location?.dispose())),
+    close: (graceMs = state.options.shutdownGraceMs) => (closing ??= closeProxy(state, listener.server, logger, graceMs, grace, agent, fleet, () => (phase = 'draining')).finally(() => cache.location?.dispose())),
+    hurry() {
+      grace.hurry();
+      return state.shared.semaphore.held;
+    },
   };
 }
 
 /** Shut down (shutdown.ts) with the agent saying "drain" throughout the grace period; then close the agent. */
-async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, agent: AgentCheck | undefined, fleet: Promise<FleetBridge | undefined>, drain: () => void): Promise<{ closedAtDeadline: number }> {
+async function closeProxy(state: PrimaryState, server: net.Server, logger: Parameters<typeof shutdown>[2], graceMs: number, grace: Grace, agent: AgentCheck | undefined, fleet: Promise<FleetBridge | undefined>, drain: () => void): Promise<{ closedAtDeadline: number }> {
   drain();
-  const result = await shutdown(state, server, logger, graceMs);
+  const result = await shutdown(state, server, logger, graceMs, grace);
   await agent?.close();
   await (await fleet)?.close();
   return result;

@@ -19,6 +19,7 @@ import { cacheDenied, cacheKeyHeaders } from '../cache/cache-layer.ts';
 import { ageAt, asksPlainly, plainlyFresh } from '../cache/plain-hit.ts';
 import { cacheStatusHeader, countCacheTag, newTrace } from '../cache/cache-status.ts';
 import type { RememberedEntry } from '../cache/shared-store.ts';
+import { endAfterResponse } from './idle-connections.ts';
 
 const HIT_STATUS = cacheStatusHeader('HIT', newTrace(false));
 
@@ -49,8 +50,8 @@ export function answerPlainHit(ctx: ServeContext, conn: ConnectionInfo, req: htt
   const down = method === 'HEAD' ? 0 : head.body.length;
   countStatus(stats, statusCode);
   stats.add('cacheHitsDirect');
-  // Clients are queued for a permit: end this connection after the response and let one in.
-  if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
+  // Clients are queued for a permit (end this connection after the response and let one in), or stopping.
+  if (endAfterResponse(ctx)) res.shouldKeepAlive = false;
   head.headers[head.ageAt] = String(ageAt(entry.result, now)); // this thread's array, read at once by writeHead
   res.writeHead(statusCode, statusMessage, head.headers);
   if (down === 0) res.end();

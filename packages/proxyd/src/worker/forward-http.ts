@@ -16,6 +16,7 @@ import { reportBadRequest } from './abuse.ts';
 import { cacheStatusHeader, cacheTag, countCacheTag, newTrace, type CacheTag, type CacheTrace } from '../cache/cache-status.ts';
 import { answerPlainHit } from './answer-hit.ts';
 import { answerPurge } from './purge.ts';
+import { endAfterResponse } from './idle-connections.ts';
 
 export function forwardHttp(ctx: ServeContext, conn: ConnectionInfo, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { stats, log } = ctx.shared;
@@ -119,8 +120,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     countStatus(ctx.shared.stats, statusCode);
     if (res.destroyed) return void controller.abort(CLIENT_GONE);
-    // Clients are queued for a permit: end this connection after the response and let one in.
-    if (ctx.shared.semaphore.waiting > 0) res.shouldKeepAlive = false;
+    // Clients are queued for a permit (end this connection after the response and let one in), or stopping.
+    if (endAfterResponse(ctx)) res.shouldKeepAlive = false;
     const headers = this.trace ? this.cachedHead(controller, headerObject) : rawHead(controller);
     res.writeHead(statusCode, statusMessage, forwardedHeaders(headers, { viaToken: ctx.viaToken }));
     res.on('drain', () => controller.resume());

@@ -8,6 +8,10 @@
  * has with keep-alive: a client that is reusing its connection sends the next request within
  * milliseconds, and must not find it closed under it. forward-http.ts also answers
  * "Connection: close" while the queue is not empty, which has no race at all. Tunnels are never here.
+ *
+ * The same holds while the proxy is stopping (the shared gauge "draining", set by primary/shutdown.ts):
+ * idle connections are closed and each response ends its connection, so that a browser's idle pool does
+ * not keep the process waiting for the whole --shutdown-grace.
  */
 import type net from 'node:net';
 import type { ServeContext } from './context.ts';
@@ -17,6 +21,11 @@ const MIN_IDLE_MS = 1000;
 /** In the map while a request is in progress: known (its 'close' listener is set), not idle. */
 const BUSY = -1;
 
+/** End a keep-alive connection after its response: clients wait for a permit, or the proxy is stopping. */
+export function endAfterResponse(ctx: ServeContext): boolean {
+  return ctx.shared.semaphore.waiting > 0 || ctx.shared.stats.get('draining') === 1;
+}
+
 export class IdleConnections {
   /** This thread's HTTP connections: since when each is idle (performance.now()), or BUSY. A socket
    * stays in the map until it closes, so that its one 'close' listener is added once, not per request. */
@@ -24,7 +33,7 @@ export class IdleConnections {
 
   constructor(ctx: ServeContext) {
     const timer = setInterval(() => {
-      if (ctx.shared.semaphore.waiting > 0) this.#yield(ctx);
+      if (endAfterResponse(ctx)) this.#yield(ctx);
     }, CHECK_MS);
     timer.unref();
   }
@@ -51,8 +60,9 @@ export class IdleConnections {
     for (const [socket, since] of this.#idleSince) {
       if (since === BUSY || now - since < MIN_IDLE_MS) continue;
       this.#idleSince.delete(socket);
-      ctx.shared.stats.add('idleYields');
-      ctx.shared.log.write({ event: 'idle-yield', level: 'debug', idleMs: Math.round(now - since), waiting: ctx.shared.semaphore.waiting });
+      const draining = ctx.shared.stats.get('draining') === 1;
+      if (!draining) ctx.shared.stats.add('idleYields'); // the counter is for waiting clients let in
+      ctx.shared.log.write({ event: 'idle-yield', level: 'debug', idleMs: Math.round(now - since), waiting: ctx.shared.semaphore.waiting, draining });
       socket.destroy();
     }
   }

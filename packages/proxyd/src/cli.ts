@@ -7,6 +7,7 @@
  * file, applies what can change live and says what needs a restart.
  */
 import type { AdminServer } from './admin/admin-server.ts';
+import type http from './builtins/http.ts';
 import { buildParser, effectiveOptions, readCommandLine, unreadableCommandLine, type CommandLine } from './config/command-line.ts';
 import { formatDuration } from './config/duration.ts';
 import { encodeOptions } from './config/encode-options.ts';
@@ -110,8 +111,9 @@ function filesRead(options: ProxyOptions, files: StartupFiles): string {
 
 /** The proxy, then its admin server; either failing is the one line and exit 2. */
 async function startEverything(options: ProxyOptions, commandLine: CommandLine): Promise<Running> {
+  const adminListener = await listenAdminOrFail(options); // first: a busy admin port fails before anything listens
   const proxy = await startProxyOrFail(options);
-  const admin = await startAdminOrFail(proxy);
+  const admin = await startAdminOrFail(proxy, adminListener);
   return { proxy, admin, commandLine, stopping: false };
 }
 
@@ -141,16 +143,28 @@ async function startProxyOrFail(options: ProxyOptions): Promise<RunningProxy> {
   }
 }
 
-async function startAdminOrFail(proxy: RunningProxy): Promise<AdminServer | undefined> {
-  if (!proxy.options.admin) return undefined; // --admin off: not even loaded (prom-client is ~2 MiB of heap)
+/** Listen on --admin's address (not yet answering): one line and exit 2 if it cannot be had. */
+async function listenAdminOrFail(options: ProxyOptions): Promise<http.Server | undefined> {
+  const where = options.admin;
+  if (!where) return undefined; // --admin off: not even loaded (prom-client is ~2 MiB of heap)
+  const { listenAdmin } = await import('./admin/admin-server.ts');
+  try {
+    return await listenAdmin(where);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const known = e.code ? LISTEN_PROBLEMS[e.code] : undefined;
+    fail(known ? `cannot start the admin server on ${where.host}${known.withPort ? `:${where.port}` : ''}: ${known.problem} (--admin off to run without it)` : e.message);
+  }
+}
+
+async function startAdminOrFail(proxy: RunningProxy, listening: http.Server | undefined): Promise<AdminServer | undefined> {
+  if (!listening) return undefined;
   const { startAdminServer } = await import('./admin/admin-server.ts');
   try {
-    return await startAdminServer(proxy);
+    return await startAdminServer(proxy, listening);
   } catch (err) {
     await proxy.close(0);
-    const where = proxy.options.admin;
-    const e = err as NodeJS.ErrnoException;
-    fail(e.code === 'EADDRINUSE' ? `cannot start the admin server on ${where?.host}:${where?.port}: the address is in use (--admin off to run without it)` : e.message);
+    fail((err as Error).message);
   }
 }
 
@@ -176,9 +190,14 @@ function printBanner({ proxy, admin }: Running): void {
   if (proxy.openFilesWarning) process.stderr.write(`proxyd: warning: ${proxy.openFilesWarning}\n`);
 }
 
-/** SIGTERM/SIGINT: drain once; a second signal during the drain changes nothing. */
+/** SIGTERM/SIGINT: drain; a second signal during the drain (Ctrl-C again) ends the grace period at once. */
 function onStopSignal(running: Running, signal: NodeJS.Signals | 'npx has exited'): void {
-  if (running.stopping) return;
+  if (running.stopping) {
+    if (signal === 'npx has exited') return;
+    const open = running.proxy.hurry();
+    process.stdout.write(`proxyd: ${signal} again: closing ${plural(open, 'open connection')} now\n`);
+    return;
+  }
   running.stopping = true;
   void stopEverything(running, signal);
 }

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BIN, tempDir } from './helpers/proxy.ts';
 
 interface Outcome {
@@ -103,6 +103,8 @@ t.test('a flag with a bad value names the flag and what it takes (in the file\'s
     refuses(t, ['--log-level', 'verbose'], '--log-level must be one of error, warn, info, debug, got "verbose"'),
     refuses(t, ['check-config', '--log-level', 'verbose'], '--log-level must be one of error, warn, info, debug, got "verbose"'),
     refuses(t, ['--queue-timeout', 'soon'], '--queue-timeout: "soon" is not a duration (use e.g. 500ms, 30s, 2m, 1h)'),
+    refuses(t, ['--workers', '0x2'], '--workers must be a whole number from 0 to 256, got "0x2"'),
+    refuses(t, ['--allow-dest', '8.8.8.8/32'], '--allow-dest: "8.8.8.8/32" is not a loopback range: only loopback needs opening (public and private addresses are open already; link-local and cloud metadata never are)'),
   ]);
 });
 
@@ -155,14 +157,31 @@ t.test('the files the options name: blocklist, auth file, TLS pair — start-up 
   ]);
 });
 
+t.test('the files proxyd writes: a log or access log it cannot create is refused before anything listens', async (t) => {
+  const plain = file('plain.txt', 'a file, not a folder\n');
+  const folder = tempDir();
+  const logArgs = (log: string) => ['--port', '0', '--admin', 'off', '--log-file', log];
+  await Promise.all([
+    refuses(t, logArgs(join(plain, 'proxy.log')), `log file ${join(plain, 'proxy.log')}: cannot create it: ${plain} is not a folder`),
+    refuses(t, ['check-config', '--log-file', join(plain, 'proxy.log')], `log file ${join(plain, 'proxy.log')}: cannot create it: ${plain} is not a folder`),
+    refuses(t, logArgs(folder), `log file ${folder}: is a folder`),
+    bothRefuse(t, ['--access-log', join(plain, 'a', 'access.log')], `access log ${join(plain, 'a', 'access.log')}: cannot create it: ${plain} is not a folder`),
+  ]);
+  // check-config creates nothing; a start creates the missing folders, as the logger would.
+  const nested = join(tempDir(), 'new', 'logs', 'proxy.log');
+  const checked = await run(['check-config', '--log-file', nested]);
+  t.equal(checked.status, 0, 'check-config: a log file in folders still to be made is fine');
+  t.notOk(existsSync(dirname(nested)), 'and it made none of them');
+});
+
 t.test('listening: the address in use, not on this machine, no such host; the admin port in use', async (t) => {
   const port = await occupiedPort(t);
   await Promise.all([
     refuses(t, ['--port', String(port), '--admin', 'off', '--log-file', join(tempDir(), 'proxy.log')], `cannot listen on 127.0.0.1:${port}: the address is in use`),
     refuses(t, startArgs('--host', '192.0.2.1'), 'cannot listen on 192.0.2.1: no such address on this machine'),
     refuses(t, startArgs('--host', 'no-such-host.invalid'), 'cannot listen on no-such-host.invalid: no such host'),
-    // The admin server starts after the proxy (and its logger thread, whose lines go to stdout too).
-    refuses(t, ['--port', '0', '--log-file', join(tempDir(), 'proxy.log'), '--admin', `127.0.0.1:${port}`], `cannot start the admin server on 127.0.0.1:${port}: the address is in use (--admin off to run without it)`, { stdoutEmpty: false }),
+    // The admin address is taken first: nothing has listened, nothing is on stdout, no log file is made.
+    refuses(t, ['--port', '0', '--log-file', join(tempDir(), 'proxy.log'), '--admin', `127.0.0.1:${port}`], `cannot start the admin server on 127.0.0.1:${port}: the address is in use (--admin off to run without it)`),
   ]);
 });
 

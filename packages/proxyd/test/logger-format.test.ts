@@ -37,6 +37,8 @@ t.test('hostOf keeps its last answer only for the same target', async (t) => {
   t.equal(hostOf(a), 'a.test');
   t.equal(hostOf({}), undefined);
   t.equal(hostOf({ url: 'http://:80/' }), undefined);
+  t.equal(hostOf({ url: '/favicon.ico' }), undefined, 'origin-form (a browser pointed at the proxy itself) names no destination');
+  t.equal(hostOf({ url: '*' }), undefined);
 });
 
 t.test('statusClass', async (t) => {

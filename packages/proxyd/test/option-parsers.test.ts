@@ -152,7 +152,8 @@ t.test('whole numbers: the range, both ends, and what is not a whole number', as
   t.same(parseWholeNumber('0', 0, 65535), { ok: true, value: 0 });
   t.same(parseWholeNumber('65535', 0, 65535), { ok: true, value: 65535 });
   t.same(parseWholeNumber(' 42 ', 0, 65535), { ok: true, value: 42 });
-  for (const bad of ['-1', '65536', '1.5', 'abc', '', ' ', 'NaN', 'Infinity']) {
+  // Number() would read the last five as 80, 3, 8080, 1000 and 31.
+  for (const bad of ['-1', '65536', '1.5', 'abc', '', ' ', 'NaN', 'Infinity', '0x50', '0b11', '8.08e3', '1e3', '0o37']) {
     t.same(parseWholeNumber(bad, 0, 65535), { ok: false, problem: `must be a whole number from 0 to 65535, got "${bad}"` }, JSON.stringify(bad));
   }
   t.same(parseFlags({ port: '8080', 'max-clients': '1' }), { port: 8080, maxClients: 1 });

@@ -51,6 +51,8 @@ t.test('destination policy: every spelling of a forbidden address is the same ad
   t.equal(loose.check('127.0.0.1', 80), undefined, '--allow-dest 127.0.0.0/8 opens loopback');
   t.match(loose.check('169.254.169.254', 80), /cloud-metadata/, '--allow-dest never opens cloud metadata');
   t.match(loose.check('127.0.0.1', 8080), /proxy-itself/, 'nor the proxy itself');
+  t.equal(loose.check('::1', 80), 'loopback (allow with --allow-dest ::1/128)', 'IPv6 loopback stays closed, and the advice names its own range');
+  t.equal(createDestinationPolicy({ allowDest: [], ownPorts: [], localAddresses: [] }).check('127.0.0.5', 80), 'loopback (allow with --allow-dest 127.0.0.0/8)');
 });
 
 t.test('client ACL: loopback and private ranges by default; --allow-client widens; auth opens', async (t) => {

@@ -71,7 +71,24 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | undefined> {
+/**
+ * Listen on the admin address before the proxy starts (cli.ts), so that a busy admin port is refused
+ * before anything listens; startAdminServer answers on it once the proxy is up (a request that comes
+ * in between waits for it).
+ */
+export async function listenAdmin(where: { host: string; port: number }): Promise<http.Server> {
+  const server = http.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where.port, where.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export async function startAdminServer(proxy: ProxyView, listening?: http.Server): Promise<AdminServer | undefined> {
   const where = proxy.options.admin;
   if (!where) return undefined;
   const loopback = isLoopbackHost(where.host);
@@ -96,7 +113,8 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
   }, 1000);
   tick.unref();
 
-  const server = http.createServer((req, res) => {
+  const server = listening ?? (await listenAdmin(where));
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     void handle(req, res).catch((err: Error) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`admin error: ${err.message}\n`);
@@ -155,10 +173,6 @@ export async function startAdminServer(proxy: ProxyView): Promise<AdminServer | 
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(where.port, where.host, () => resolve());
-  });
   return {
     address: server.address() as net.AddressInfo,
     close: () =>

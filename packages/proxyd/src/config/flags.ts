@@ -19,7 +19,7 @@ export type RawFlags = Partial<Record<OptionName, string | string[]>>;
 export function flagDefinitions(): Record<string, Options> {
   const out: Record<string, Options> = {};
   for (const o of OPTION_LIST) {
-    const shown = o.helpDefault ?? (o.default === undefined ? undefined : JSON.stringify(z.encode(o.type.schema, o.default)));
+    const shown = o.helpDefault ?? (o.default === undefined ? 'none' : JSON.stringify(z.encode(o.type.schema, o.default)));
     const choices = o.type.choices ? ` [choices: ${o.type.choices.map((c) => JSON.stringify(c)).join(', ')}]` : '';
     out[o.name] = {
       type: 'string',

@@ -80,13 +80,13 @@ export const OPTIONS = {
   }),
   'allow-dest': option({
     field: 'allowDest',
-    type: cidrListType(),
+    type: cidrListType({ loopbackOnly: true }),
     default: [],
     helpDefault: 'none',
     live: true,
     help: 'let the proxy reach these loopback ranges (repeatable CIDR, e.g. 127.0.0.0/8); link-local and cloud metadata stay forbidden',
   }),
-  'auth-file': option({ field: 'authFile', type: optionalPathType(), default: undefined, live: true, help: 'htpasswd file (bcrypt: htpasswd -B); every request then needs Proxy-Authorization, from any address; SIGHUP reloads it' }),
+  'auth-file': option({ field: 'authFile', type: optionalPathType(), default: undefined, live: true, help: 'htpasswd file (bcrypt: htpasswd -B; also $apr1$ and {SHA}); every request then needs Proxy-Authorization, from any address; SIGHUP reloads it' }),
   // The realm goes inside a quoted header parameter: quotes and backslashes are dropped.
   'auth-realm': option({ field: 'authRealm', type: textType({ clean: (t) => t.replace(/["\\]/g, '') }), default: 'proxyd', live: true, help: 'realm named in the 407 Proxy-Authenticate header' }),
   'tls-cert': option({ field: 'tlsCert', type: optionalPathType(), default: undefined, live: false, help: 'PEM certificate: the listener speaks TLS (clients use an https:// proxy URL); needs --tls-key' }),

@@ -65,6 +65,8 @@ export function hostOf(record: Record<string, unknown>): string | undefined {
 }
 
 function parseHost(where: string): string | undefined {
+  // Origin-form ("/favicon.ico", a browser pointed at the proxy itself) and "*" name no destination.
+  if (where.startsWith('/') || where === '*') return undefined;
   const scheme = where.indexOf('://');
   let authority = where;
   if (scheme >= 0) {

@@ -69,6 +69,8 @@ interface AddressVerdict {
 function judge(address: string, local: net.BlockList, allowed: net.BlockList): AddressVerdict {
   if (net.isIP(address) === 0) return { rule: 'not-an-address', local: false, loopbackRule: undefined };
   for (const r of ALWAYS_FORBIDDEN) if (inList(r.list, address)) return { rule: r.name, local: false, loopbackRule: undefined };
-  const loopbackRule = inList(LOOPBACK_RULE.list, address) && !inList(allowed, address) ? 'loopback (allow with --allow-dest 127.0.0.0/8)' : undefined;
+  // The advice names a range of the address's own family: 127.0.0.0/8 does not lift ::1.
+  const lift = net.isIP(address) === 6 ? `${address}/128` : '127.0.0.0/8';
+  const loopbackRule = inList(LOOPBACK_RULE.list, address) && !inList(allowed, address) ? `loopback (allow with --allow-dest ${lift})` : undefined;
   return { rule: undefined, local: inList(local, address), loopbackRule };
 }

@@ -1,8 +1,13 @@
 // The files an operator hands proxyd (blocklist, htpasswd, TLS certificate and key), read and checked
 // on the primary so that a bad file is one clear message at start-up or on SIGHUP, never a half-started
 // proxy or a worker error. `proxyd check-config` reads them through loadStartupFiles too, so it fails on
-// a bad file exactly as start-up would.
-import { readFile } from 'node:fs/promises';
+// a bad file exactly as start-up would. The files proxyd writes (the log, the access log) are checked
+// too: a log the logger thread cannot open would leave a proxy logging nowhere. check-config creates
+// nothing; start-up creates them (as the logger would a moment later), since for root access() says yes
+// to nearly everything.
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { nodeTls } from '../builtins/tls.ts';
 import type { ProxyOptions } from '../config/options.ts';
 import { parseBlocklist, type Blocklist } from '../policy/blocklist.ts';
@@ -61,14 +66,78 @@ export async function loadTls(certFile: string, keyFile: string): Promise<{ cert
   return { cert, key };
 }
 
+/** The errno of a failed fs call, as a few words. */
+function problemOf(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EROFS') return 'a read-only file system';
+  return (err as Error).message;
+}
+
+/** Create `file` for appending, and the folders above it (as winston does): what start-up writes to. */
+async function createWritable(file: string, what: string): Promise<void> {
+  const existing = await checkWritable(file, what); // the clearer message where it can tell
+  try {
+    // One folder at a time, not mkdir's `recursive` (which never returns under /proc on Node.js 24).
+    const missing: string[] = [];
+    for (let dir = dirname(resolve(file)); existing !== undefined && dir !== existing; dir = dirname(dir)) missing.unshift(dir);
+    for (const dir of missing) await mkdir(dir);
+    await (await open(file, 'a')).close();
+  } catch (err) {
+    throw new FileError({ what, file, problem: `cannot create it (${problemOf(err)})` });
+  }
+}
+
+/**
+ * Can proxyd write `file`? It may exist (then: not a folder, writable) or not (then the nearest folder
+ * above it that exists must be a writable folder: the logger creates the missing ones, as winston does).
+ * Nothing is created here, so check-config changes nothing on disk. Returns that nearest folder when
+ * the file is not there.
+ */
+async function checkWritable(file: string, what: string): Promise<string | undefined> {
+  const path = resolve(file);
+  try {
+    if ((await stat(path)).isDirectory()) throw new FileError({ what, file, problem: 'is a folder' });
+    await access(path, constants.W_OK).catch((err: unknown) => {
+      throw new FileError({ what, file, problem: `cannot write it (${problemOf(err)})` });
+    });
+    return undefined;
+  } catch (err) {
+    if (err instanceof FileError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new FileError({ what, file, problem: problemOf(err) });
+  }
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    let isFolder: boolean;
+    try {
+      isFolder = (await stat(dir)).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(dir) !== dir) continue;
+      throw new FileError({ what, file, problem: `cannot create it (${dir}: ${problemOf(err)})` });
+    }
+    if (!isFolder) throw new FileError({ what, file, problem: `cannot create it: ${dir} is not a folder` });
+    await access(dir, constants.W_OK | constants.X_OK).catch((err: unknown) => {
+      throw new FileError({ what, file, problem: `cannot create it in ${dir} (${problemOf(err)})` });
+    });
+    return dir;
+  }
+}
+
 export interface StartupFiles {
   blocklist: Blocklist;
   users: Users | undefined;
   tls: { cert: string; key: string } | undefined;
 }
 
-/** Every file the options name, in start-up's order (blocklist, auth file, TLS pair): the first bad one throws. */
-export async function loadStartupFiles(options: Pick<ProxyOptions, 'blocklistFile' | 'authFile' | 'tlsCert' | 'tlsKey'>): Promise<StartupFiles> {
+/**
+ * Every file the options name, in start-up's order (log files, blocklist, auth file, TLS pair): the first
+ * bad one throws. `create`: create the log files (start-up), or only check that they could be (check-config).
+ */
+export async function loadStartupFiles(options: Pick<ProxyOptions, 'blocklistFile' | 'authFile' | 'tlsCert' | 'tlsKey' | 'logFile' | 'accessLog'>, { create = false } = {}): Promise<StartupFiles> {
+  const writable = create ? createWritable : checkWritable;
+  await writable(options.logFile, 'log file');
+  if (options.accessLog !== undefined) await writable(options.accessLog, 'access log');
   const blocklist = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
   const users = options.authFile ? await loadUsers(options.authFile) : undefined;
   const tlsPair = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;

@@ -78,7 +78,9 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
     if (m.report) query.resolve(m.report);
     else query.reject(new Error(m.error ?? 'no analytics'));
   });
+  let exited = false;
   worker.once('exit', () => {
+    exited = true;
     for (const query of queries.values()) {
       clearTimeout(query.timer);
       query.reject(new Error('the logger thread has ended'));
@@ -100,6 +102,7 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
       });
     },
     flush(timeoutMs = 10_000) {
+      if (exited) return Promise.resolve(undefined); // it failed earlier (said on stderr): nothing to wait for
       return new Promise((resolve) => {
         const timer = setTimeout(() => {
           process.stderr.write('proxyd: the logger thread did not flush in time\n');

@@ -24,6 +24,8 @@ interface Running {
   /** Re-read on SIGHUP: the same config file, the same flags. */
   commandLine: CommandLine;
   stopping: boolean;
+  /** When the first stop signal came (Date.now()). */
+  stoppingSince?: number;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -109,10 +111,15 @@ function filesRead(options: ProxyOptions, files: StartupFiles): string {
   return read.join(', ');
 }
 
-/** The proxy, then its admin server; either failing is the one line and exit 2. */
+/**
+ * The files the options name, the admin address, the proxy, then the admin server's answers; any of them
+ * failing is the one line and exit 2. Files and the admin port come first, so that a bad file or a busy
+ * admin port is refused before the proxy listens.
+ */
 async function startEverything(options: ProxyOptions, commandLine: CommandLine): Promise<Running> {
-  const adminListener = await listenAdminOrFail(options); // first: a busy admin port fails before anything listens
-  const proxy = await startProxyOrFail(options);
+  const files = await loadStartupFiles(options).catch(failOnBadInput);
+  const adminListener = await listenAdminOrFail(options);
+  const proxy = await startProxyOrFail(options, files);
   const admin = await startAdminOrFail(proxy, adminListener);
   return { proxy, admin, commandLine, stopping: false };
 }
@@ -129,10 +136,10 @@ const LISTEN_PROBLEMS: Readonly<Record<string, { withPort: boolean; problem: str
 // The proxy and the admin server are imported when they start, not with this file: --help, --version,
 // check-config and every refusal before start-up then skip loading piscina, winston and prom-client
 // (about a third of the command's start-up CPU).
-async function startProxyOrFail(options: ProxyOptions): Promise<RunningProxy> {
+async function startProxyOrFail(options: ProxyOptions, files: StartupFiles): Promise<RunningProxy> {
   const { startProxy } = await import('./primary/start-proxy.ts');
   try {
-    return await startProxy(options);
+    return await startProxy(options, files);
   } catch (err) {
     if (err instanceof FileError) fail(err.message);
     const e = err as NodeJS.ErrnoException;
@@ -187,18 +194,27 @@ function printBanner({ proxy, admin }: Running): void {
       `try: curl --proxy ${proxyUrl}${options.tlsCert ? ' --proxy-insecure' : ''} http://example.com/\n`,
   );
   if (proxy.accessWarning) process.stderr.write(`proxyd: warning: ${proxy.accessWarning}\n`);
+  if (proxy.allowDestWarning) process.stderr.write(`proxyd: warning: ${proxy.allowDestWarning}\n`);
   if (proxy.openFilesWarning) process.stderr.write(`proxyd: warning: ${proxy.openFilesWarning}\n`);
 }
+
+/**
+ * A repeat of the stop signal within this long is the same stop, not a second one: under `npm start` or
+ * `npx` with bash as npm's shell, Ctrl-C reaches proxyd from the terminal and again from npm, a few
+ * milliseconds apart (and KillMode=control-group signals every process of a unit).
+ */
+const SAME_STOP_MS = 1000;
 
 /** SIGTERM/SIGINT: drain; a second signal during the drain (Ctrl-C again) ends the grace period at once. */
 function onStopSignal(running: Running, signal: NodeJS.Signals | 'npx has exited'): void {
   if (running.stopping) {
-    if (signal === 'npx has exited') return;
+    if (signal === 'npx has exited' || Date.now() - (running.stoppingSince ?? 0) < SAME_STOP_MS) return;
     const open = running.proxy.hurry();
-    process.stdout.write(`proxyd: ${signal} again: closing ${plural(open, 'open connection')} now\n`);
+    process.stdout.write(`proxyd: ${signal} again: ${open > 0 ? `closing ${plural(open, 'open connection')} now` : 'stopping now'}\n`);
     return;
   }
   running.stopping = true;
+  running.stoppingSince = Date.now();
   void stopEverything(running, signal);
 }
 
@@ -227,7 +243,7 @@ function stopWhenNpxIsGone(running: Running): void {
  * Closed first, the admin server would refuse all three, which a health check reads as a crash.
  */
 async function stopEverything({ proxy, admin }: Running, signal: NodeJS.Signals | 'npx has exited'): Promise<void> {
-  process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)})\n`);
+  process.stdout.write(`proxyd: ${signal}: draining open connections (up to ${formatDuration(proxy.options.shutdownGraceMs)}; a second signal stops at once)\n`);
   const { closedAtDeadline } = await proxy.close();
   await admin?.close();
   process.stdout.write(`proxyd: stopped${closedAtDeadline ? ` (${plural(closedAtDeadline, 'connection')} closed at the deadline)` : ''}\n`);

@@ -5,7 +5,7 @@ import { startOrigin } from './helpers/origin.ts';
 import { DEFAULTS } from '../src/config/options.ts';
 import { startTestProxy, eventually } from './helpers/proxy.ts';
 import { curl } from './helpers/curl.ts';
-import { startAdminServer } from '../src/admin/admin-server.ts';
+import { listenAdmin, startAdminServer } from '../src/admin/admin-server.ts';
 
 const origin = await startOrigin();
 t.teardown(() => origin.close());
@@ -14,6 +14,25 @@ function metric(text: string, name: string): number {
   const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
 }
+
+t.test('the admin port taken before the proxy starts answers 503 "starting" until the admin server takes over', async (t) => {
+  const listening = await listenAdmin({ host: '127.0.0.1', port: 0 });
+  const port = (listening.address() as { port: number }).port;
+  const early = await curl([`http://127.0.0.1:${port}/healthz`]);
+  t.equal(early.status, 503, 'while the proxy starts: 503, not a request left hanging');
+  t.equal(early.body.toString(), 'starting\n');
+  t.match(early.headers, /retry-after: 1/i);
+  const proxy = await startTestProxy(t, { workers: 1, admin: { host: '127.0.0.1', port } });
+  const admin = (await startAdminServer(proxy, listening))!;
+  t.teardown(async () => {
+    await admin.close();
+    await proxy.close(500);
+  });
+  t.equal(admin.address.port, port, 'the same port');
+  const later = await curl([`http://127.0.0.1:${port}/healthz`]);
+  t.equal(later.status, 200, 'then the admin server answers');
+  t.equal(later.body.toString(), 'ok\n');
+});
 
 t.test('/metrics, /api/stats, /api/events, /healthz, /readyz', async (t) => {
   const proxy = await startTestProxy(t, { workers: 2, admin: { host: '127.0.0.1', port: 0 }, blocklistFile: undefined });

@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { createDestinationPolicy } from '../src/policy/destination-policy.ts';
+import { allowDestWarning } from '../src/primary/access.ts';
 import { createClientAcl } from '../src/policy/client-acl.ts';
 import { parseHtpasswd, verifyPassword } from '../src/policy/htpasswd.ts';
 import { startOrigin } from './helpers/origin.ts';
@@ -53,6 +54,13 @@ t.test('destination policy: every spelling of a forbidden address is the same ad
   t.match(loose.check('127.0.0.1', 8080), /proxy-itself/, 'nor the proxy itself');
   t.equal(loose.check('::1', 80), 'loopback (allow with --allow-dest ::1/128)', 'IPv6 loopback stays closed, and the advice names its own range');
   t.equal(createDestinationPolicy({ allowDest: [], ownPorts: [], localAddresses: [] }).check('127.0.0.5', 80), 'loopback (allow with --allow-dest 127.0.0.0/8)');
+});
+
+t.test('--allow-dest ranges with no loopback in them change nothing: a warning names them (not a refusal)', async (t) => {
+  for (const cidr of ['127.0.0.0/8', '127.0.0.5', '::1', '::1/128', '0.0.0.0/0', '::/0', '126.0.0.0/7', '::ffff:127.0.0.1']) t.equal(allowDestWarning([cidr]), undefined, `${cidr} opens loopback`);
+  const warning = allowDestWarning(['127.0.0.0/8', '10.0.0.0/8', '8.8.8.8/32']);
+  t.match(warning, /^--allow-dest 10\.0\.0\.0\/8, 8\.8\.8\.8\/32: no loopback address in them, so they change nothing\./);
+  t.match(allowDestWarning(['fe80::/10']), /^--allow-dest fe80::\/10: no loopback address in it, so it changes nothing\. --allow-dest only opens loopback/);
 });
 
 t.test('client ACL: loopback and private ranges by default; --allow-client widens; auth opens', async (t) => {

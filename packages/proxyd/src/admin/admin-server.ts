@@ -71,13 +71,17 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** Until startAdminServer takes over: every request is told the proxy is starting (a health check retries). */
+function answerStarting(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1', 'cache-control': 'no-store' }).end('starting\n');
+}
+
 /**
  * Listen on the admin address before the proxy starts (cli.ts), so that a busy admin port is refused
- * before anything listens; startAdminServer answers on it once the proxy is up (a request that comes
- * in between waits for it).
+ * before the proxy listens; until startAdminServer answers on it, every request gets 503 "starting".
  */
 export async function listenAdmin(where: { host: string; port: number }): Promise<http.Server> {
-  const server = http.createServer();
+  const server = http.createServer(answerStarting);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(where.port, where.host, () => {
@@ -85,6 +89,8 @@ export async function listenAdmin(where: { host: string; port: number }): Promis
       resolve();
     });
   });
+  // A listening server's errors are rare (libuv handles EMFILE at accept); said, never thrown.
+  server.on('error', (err) => process.stderr.write(`proxyd: the admin server: ${err.message}\n`));
   return server;
 }
 
@@ -114,6 +120,7 @@ export async function startAdminServer(proxy: ProxyView, listening?: http.Server
   tick.unref();
 
   const server = listening ?? (await listenAdmin(where));
+  server.off('request', answerStarting);
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     void handle(req, res).catch((err: Error) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });

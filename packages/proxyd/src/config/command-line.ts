@@ -48,7 +48,7 @@ export function buildParser(argv: string[]): Argv {
       .command('check-config', 'check the options and every file they name as start-up would, then print the effective options as a config file')
       // Only what the user wrote, as written: no camelCase copies, no --no-x negation, no dotted objects.
       .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false, 'dot-notation': false })
-      .option('config', { type: 'string', default: undefined, defaultDescription: 'none', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' })
+      .option('config', { type: 'string', defaultDescription: 'none', describe: 'JSON config file whose keys are these flag names; flags override it (the service uses /etc/proxyd/proxyd.json)' })
       .options(flagDefinitions())
       .help()
       .alias('help', 'h')

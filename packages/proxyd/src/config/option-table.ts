@@ -80,7 +80,7 @@ export const OPTIONS = {
   }),
   'allow-dest': option({
     field: 'allowDest',
-    type: cidrListType({ loopbackOnly: true }),
+    type: cidrListType(),
     default: [],
     helpDefault: 'none',
     live: true,
@@ -273,6 +273,12 @@ export interface CrossRule {
   check(options: ProxyOptions): { option: OptionName; problem: string } | undefined;
 }
 
+/** Could two listeners on these hosts clash on one port: the same host, or either on every interface? */
+function sameListenHost(a: string, b: string): boolean {
+  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  return a === b || any(a) || any(b);
+}
+
 export const RULES: readonly CrossRule[] = [
   {
     check: (o) => (o.banTimeMaxMs < o.banTimeMs ? { option: 'ban-time-max', problem: `is shorter than --ban-time (${o.banTimeMaxMs} ms < ${o.banTimeMs} ms): the first ban could not be given` } : undefined),
@@ -286,6 +292,14 @@ export const RULES: readonly CrossRule[] = [
       o.tlsCert !== undefined && o.tlsKey === undefined ? { option: 'tls-key', problem: 'is missing: tls-cert and tls-key go together' }
       : o.tlsKey !== undefined && o.tlsCert === undefined ? { option: 'tls-cert', problem: 'is missing: tls-cert and tls-key go together' }
       : undefined,
+  },
+  {
+    // One port for both (e.g. --port 9090 beside the admin server's default): "the address is in use"
+    // would send the operator looking for another process.
+    check: (o) =>
+      o.admin !== undefined && o.port !== 0 && o.port === o.admin.port && sameListenHost(o.host, o.admin.host)
+        ? { option: 'port', problem: `${o.port} is also the admin server's port (--admin ${o.admin.host}:${o.admin.port}): give one of them another port, or --admin off` }
+        : undefined,
   },
   {
     // The admin server shows who uses the proxy and where they go: off the loopback it needs logins.

@@ -90,6 +90,7 @@ export class AccessLog {
         }),
       ],
     });
+    this.#logger.on('error', (err: Error) => process.stderr.write(`proxyd: the access log ${options.file}: ${err.message}\n`));
     this.opened = filesOpen(this.#logger);
   }
 

@@ -4,7 +4,11 @@
 // before any client), so the logger thread says it is ready only after its files are open.
 import winston from 'winston';
 
-/** Resolves once every File transport of `logger` has opened its file, or failed to (then the log says why). */
+/**
+ * Resolves once every File transport of `logger` has opened its file, or said it failed ('error': a stat
+ * that failed). winston 3.19 reports a failed open() to nobody; the primary's wait is bounded for that
+ * (start-logger.ts), and start-up has made the file already (primary/load-files.ts), so it is rare.
+ */
 export function filesOpen(logger: winston.Logger): Promise<void> {
   const files = logger.transports.filter((transport) => transport instanceof winston.transports.File);
   return Promise.all(

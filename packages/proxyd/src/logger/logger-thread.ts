@@ -57,6 +57,10 @@ const logger = winston.createLogger({
   ],
 });
 
+// A transport that fails (the disk gone, a file it cannot open): said on stderr, which journald keeps;
+// unhandled, it would end this thread.
+logger.on('error', (err: Error) => process.stderr.write(`proxyd: the log file ${init.logFile}: ${err.message}\n`));
+
 let written = 0;
 let droppedReported = 0;
 let stopping = false;

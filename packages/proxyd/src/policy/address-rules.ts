@@ -37,6 +37,13 @@ export function inList(list: net.BlockList, address: string): boolean {
 
 export const LOOPBACK = ['127.0.0.0/8', '::1/128'];
 const LOOPBACK_RULE = rule('loopback', LOOPBACK);
+
+/** Does a range (a valid CIDR or address) share addresses with loopback: contain one, or start in one? */
+export function overlapsLoopback(cidr: string): boolean {
+  const range = new net.BlockList();
+  addCidr(range, cidr);
+  return inList(range, '127.0.0.0') || inList(range, '::1') || inList(LOOPBACK_RULE.list, cidr.trim().split('/')[0]!);
+}
 export const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', 'fe80::/10'];
 export const LINK_LOCAL = ['169.254.0.0/16', 'fe80::/10', '64:ff9b::a9fe:0/112'];
 export const CLOUD_METADATA = ['169.254.169.254', '169.254.170.2', 'fd00:ec2::254', '100.100.100.200', '192.0.0.192'];

@@ -7,6 +7,8 @@ export interface Listener {
   readonly address: net.AddressInfo;
   /** Hand every connection to `accept` from now on, beginning with those that arrived while starting. */
   open(accept: (socket: net.Socket) => void): void;
+  /** Connections that arrived while starting and are held until open(). */
+  readonly held: number;
 }
 
 export async function listenPaused(host: string, port: number): Promise<Listener> {
@@ -29,6 +31,9 @@ export async function listenPaused(host: string, port: number): Promise<Listener
     open(fn) {
       accept = fn;
       for (const socket of early.splice(0)) fn(socket);
+    },
+    get held() {
+      return early.length;
     },
   };
 }

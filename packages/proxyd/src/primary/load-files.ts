@@ -74,13 +74,17 @@ function problemOf(err: unknown): string {
   return (err as Error).message;
 }
 
-/** Create `file` for appending, and the folders above it (as winston does): what start-up writes to. */
+/**
+ * Create `file` for appending, and the folders above it (as winston does): what start-up writes to. A
+ * file that is there already is left alone (opening a FIFO nobody reads would block).
+ */
 async function createWritable(file: string, what: string): Promise<void> {
   const existing = await checkWritable(file, what); // the clearer message where it can tell
+  if (existing === undefined) return;
   try {
     // One folder at a time, not mkdir's `recursive` (which never returns under /proc on Node.js 24).
     const missing: string[] = [];
-    for (let dir = dirname(resolve(file)); existing !== undefined && dir !== existing; dir = dirname(dir)) missing.unshift(dir);
+    for (let dir = dirname(resolve(file)); dir !== existing; dir = dirname(dir)) missing.unshift(dir);
     for (const dir of missing) await mkdir(dir);
     await (await open(file, 'a')).close();
   } catch (err) {
@@ -130,16 +134,23 @@ export interface StartupFiles {
   tls: { cert: string; key: string } | undefined;
 }
 
+type FileOptions = Pick<ProxyOptions, 'blocklistFile' | 'authFile' | 'tlsCert' | 'tlsKey' | 'logFile' | 'accessLog'>;
+
 /**
  * Every file the options name, in start-up's order (log files, blocklist, auth file, TLS pair): the first
- * bad one throws. `create`: create the log files (start-up), or only check that they could be (check-config).
+ * bad one throws. The log files are only checked here: createLogFiles makes them, once all is well.
  */
-export async function loadStartupFiles(options: Pick<ProxyOptions, 'blocklistFile' | 'authFile' | 'tlsCert' | 'tlsKey' | 'logFile' | 'accessLog'>, { create = false } = {}): Promise<StartupFiles> {
-  const writable = create ? createWritable : checkWritable;
-  await writable(options.logFile, 'log file');
-  if (options.accessLog !== undefined) await writable(options.accessLog, 'access log');
+export async function loadStartupFiles(options: FileOptions): Promise<StartupFiles> {
+  await checkWritable(options.logFile, 'log file');
+  if (options.accessLog !== undefined) await checkWritable(options.accessLog, 'access log');
   const blocklist = options.blocklistFile ? await loadBlocklist(options.blocklistFile) : parseBlocklist('');
   const users = options.authFile ? await loadUsers(options.authFile) : undefined;
   const tlsPair = options.tlsCert && options.tlsKey ? await loadTls(options.tlsCert, options.tlsKey) : undefined;
   return { blocklist, users, tls: tlsPair };
+}
+
+/** Start-up, after loadStartupFiles: make the log files (and their folders) that are not there yet. */
+export async function createLogFiles(options: Pick<ProxyOptions, 'logFile' | 'accessLog'>): Promise<void> {
+  await createWritable(options.logFile, 'log file');
+  if (options.accessLog !== undefined) await createWritable(options.accessLog, 'access log');
 }

@@ -55,7 +55,10 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
     } satisfies LoggerInit,
   });
   const ready = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, READY_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      process.stderr.write(`proxyd: the logger thread has not opened its files after ${READY_TIMEOUT_MS / 1000} s; going on\n`);
+      resolve();
+    }, READY_TIMEOUT_MS);
     timer.unref();
     const done = () => {
       clearTimeout(timer);

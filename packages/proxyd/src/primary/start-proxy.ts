@@ -30,9 +30,9 @@ import type { FleetBridge } from './fleet-bridge.ts';
 import { redactRedisUrl } from '../config/redis-url.ts';
 import { countOpenDescriptors, FdBudget, readOpenFileLimit } from './fd-budget.ts';
 import { agentReply, startAgentCheck, type AgentCheck, type AgentPhase } from './agent-check.ts';
-import { accessWarning, describeDestinations, localAddresses } from './access.ts';
+import { accessWarning, allowDestWarning, describeDestinations, localAddresses } from './access.ts';
 import { listenPaused } from './listener.ts';
-import { loadStartupFiles } from './load-files.ts';
+import { createLogFiles, loadStartupFiles, type StartupFiles } from './load-files.ts';
 import type { PrimaryState } from './primary-state.ts';
 import { reloadFailed, reloadProxy } from './reload.ts';
 import { startServing } from './serving.ts';
@@ -66,6 +66,8 @@ export interface RunningProxy {
   destinations: string;
   /** Set when the proxy listens on a public address yet only local clients may use it. */
   accessWarning: string | undefined;
+  /** Set when --allow-dest names ranges without loopback in them (they change nothing). */
+  allowDestWarning: string | undefined;
   /** The open-file limit and how many clients fit in it, in words (for the start-up banner). */
   openFiles: string;
   /** Set when --max-clients and --max-waiting need more descriptors than the open-file limit leaves. */
@@ -84,11 +86,13 @@ export interface RunningProxy {
   hurry(): number;
 }
 
-export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+/** `files`: what loadStartupFiles read for these options already (cli.ts does, before the admin port). */
+export async function startProxy(options: ProxyOptions, files?: StartupFiles): Promise<RunningProxy> {
   // Every file is read and checked before anything starts, as check-config reads them. (The option table
   // already refuses a lone --tls-cert or --tls-key; this guards callers that build options themselves.)
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
-  const { blocklist, users, tls } = await loadStartupFiles(options, { create: true });
+  const { blocklist, users, tls } = files ?? (await loadStartupFiles(options));
+  await createLogFiles(options);
 
   const shared = createSharedState(options);
   shared.stats.set('logLevel', LEVEL_RANK[options.logLevel]);
@@ -128,8 +132,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // Counted once the threads, listeners, log and cache files are open: what the proxy holds before any
   // client. The logger thread opens its files asynchronously; counted before they were, the budget
   // took them for clients' descriptors later and refused up to 3 clients early (open-files.test.ts).
+  // Clients that connected while it started are clients, not the proxy's own (a restart under load).
   await logger.ready;
-  const fdBudget = new FdBudget(readOpenFileLimit(), countOpenDescriptors() ?? 0);
+  const openNow = countOpenDescriptors();
+  const fdBudget = new FdBudget(readOpenFileLimit(), openNow === undefined ? 0 : openNow - listener.held);
   shared.stats.set('openFileLimit', fdBudget.limit ?? 0);
 
   const state: PrimaryState = {
@@ -171,6 +177,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const openFilesWarning = openFilesShortfall(fdBudget, options);
   logStarted(state, listener.address, { threads: serving.threads, access, tls: tls !== undefined, blocklistDomains: blocklist.rules.length, agent: agent?.address, cache: describeCache(options, cache.location), openFiles });
   if (warning) shared.log.write({ event: 'access-warning', level: 'warn', message: warning });
+  const destWarning = allowDestWarning(options.allowDest);
+  if (destWarning) shared.log.write({ event: 'allow-dest-warning', level: 'warn', message: destWarning });
   if (openFilesWarning) shared.log.write({ event: 'open-files-warning', level: 'warn', limit: fdBudget.limit, message: openFilesWarning });
   settleHeapSoon(2_000); // after the admin server's modules, which cli.ts loads next (memory/settle-heap.ts)
 
@@ -193,6 +201,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     access,
     destinations: describeDestinations(options),
     accessWarning: warning,
+    allowDestWarning: destWarning,
     openFiles,
     openFilesWarning,
     reload: (next = state.options) => reloadProxy(state, next),

@@ -42,10 +42,20 @@ let server: http.Server | undefined;
 const openSockets = new Set<net.Socket>();
 /** This thread's row in the shared worker table (connections, event-loop delay). */
 let workerSlot = -1;
+/** The shared buffers init() was called with: a proxy started later in this process has others. */
+let initBuffers: ServeInit['buffers'] | undefined;
+let channel: BroadcastChannel | undefined;
 
-/** Set this thread up to serve. Runs once per thread (Piscina workers call it at load). */
+/**
+ * Set this thread up to serve. Runs once per thread (Piscina workers call it at load); on the primary
+ * with --workers 0, once per proxy started in this process (tests start several, one after another):
+ * a new proxy brings new shared buffers, and serving on with the last one's would count, log and
+ * decide (its 'draining' gauge included) in a proxy that has stopped.
+ */
 export function init(data: ServeInit): void {
-  if (ctx) return;
+  if (initBuffers === data.buffers) return;
+  const first = initBuffers === undefined;
+  initBuffers = data.buffers;
   const shared = attachSharedState(data.buffers);
   const context: ServeContext = {
     shared,
@@ -75,12 +85,15 @@ export function init(data: ServeInit): void {
   ctx.shared.stats.add('workersStarted', 1);
   // A bug that escapes every handler ends this thread (its state can no longer be trusted); the pool
   // starts a new one and the primary gives back the permits of the connections it held. Say why first.
-  process.on('uncaughtException', (err) => {
-    shared.log.write({ event: 'worker-crash', level: 'error', error: err.stack ?? String(err) });
-    process.exit(1);
-  });
+  if (first) {
+    process.on('uncaughtException', (err) => {
+      ctx?.shared.log.write({ event: 'worker-crash', level: 'error', error: err.stack ?? String(err) });
+      process.exit(1);
+    });
+  }
   // SIGHUP in the primary re-reads the blocklist and broadcasts it to every serving thread.
-  const channel = new BroadcastChannel(POLICY_CHANNEL);
+  channel?.close();
+  channel = new BroadcastChannel(POLICY_CHANNEL);
   channel.unref();
   channel.onmessage = (message) => {
     const update = (message as { data: ChannelMessage }).data;

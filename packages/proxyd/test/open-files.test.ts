@@ -49,11 +49,15 @@ t.test('under a limit of 200: start line and warning, clean 503s at accept, coun
   t.match(started?.openFiles, /^limit 200: room for \d+ clients at 2 descriptors each \(\d+ kept for the proxy\)$/, 'the started record says how many clients fit');
   const room = Number(/room for (\d+)/.exec(String(started?.openFiles))?.[1]);
   t.ok(room > 10 && room < 100, `room for ${room} clients`);
-  t.match(proxy.stdout(), /^open files: limit 200: room for/m, 'the banner says it too');
+  // Three channels, each in its own time: the log (the logger thread writes in batches), stdout and
+  // stderr (their own pipes; the banner comes once start-up returns, after the 'started' record).
+  const banner = /^open files: limit 200: room for/m;
   const warning = /warning: --max-clients 150 and --max-waiting 10 need up to [\d,]+ open files, but the limit is 200: .*ulimit -n .*LimitNOFILE=/;
-  await eventually(() => warning.test(proxy.stderr()), 'the warning on stderr'); // its own pipe: it may come after the banner
+  const logged = () => readLog(proxy.logFile).some((r) => r.event === 'open-files-warning' && r.level === 'warn');
+  await eventually(() => banner.test(proxy.stdout()) && warning.test(proxy.stderr()) && logged(), 'the banner, the warning on stderr and its log record');
+  t.match(proxy.stdout(), banner, 'the banner says it too');
   t.match(proxy.stderr(), warning, 'a warning on stderr names the fix');
-  t.ok(readLog(proxy.logFile).some((r) => r.event === 'open-files-warning' && r.level === 'warn'), 'and in the log');
+  t.ok(logged(), 'and in the log');
 
   // Idle tunnels, a few at a time, until one is refused (bounded: the limit is 200).
   const open: TunnelClient[] = [];

@@ -3,8 +3,9 @@
  * checks what start-up checks and prints the effective configuration. Options come from three layers:
  * defaults < the config file (--config) < flags. A bad value anywhere, a bad file or an address that
  * cannot be had is one line on stderr and exit 2, before anything serves.
- * Signals: SIGTERM/SIGINT drain and exit 0 (a second one, a second or more later, ends the drain at once); SIGHUP re-reads the config file, the blocklist and the auth
- * file, applies what can change live and says what needs a restart.
+ * Signals: SIGTERM/SIGINT drain and exit 0 (a second one, a second or more later, ends the drain at
+ * once); SIGHUP re-reads the config file, the blocklist and the auth file, applies what can change live
+ * and says what needs a restart.
  */
 import type { AdminServer } from './admin/admin-server.ts';
 import type http from './builtins/http.ts';

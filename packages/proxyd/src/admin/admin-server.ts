@@ -104,6 +104,7 @@ export async function startAdminServer(proxy: ProxyView, listening?: http.Server
   }
   // Off the loopback, every request logs in with the proxy's users (re-read on SIGHUP by the primary).
   const logins = loopback ? undefined : new CredentialCache(proxy.users());
+  const server = listening ?? (await listenAdmin(where)); // first: a failed listen leaves no timer behind
   // prom-client (~1.5 MiB of heap with its dependencies) is loaded at the first scrape, not at start:
   // every metric is read from shared memory when scraped (metrics.ts), so nothing is missed before it.
   let registry: Promise<Registry> | undefined;
@@ -119,7 +120,6 @@ export async function startAdminServer(proxy: ProxyView, listening?: http.Server
   }, 1000);
   tick.unref();
 
-  const server = listening ?? (await listenAdmin(where));
   server.off('request', answerStarting);
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     void handle(req, res).catch((err: Error) => {

@@ -54,24 +54,24 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
       accessLog: options.accessLog === undefined ? undefined : { file: options.accessLog, format: options.accessLogFormat },
     } satisfies LoggerInit,
   });
+  let markReady!: () => void;
   const ready = new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       process.stderr.write(`proxyd: the logger thread has not opened its files after ${READY_TIMEOUT_MS / 1000} s; going on\n`);
       resolve();
     }, READY_TIMEOUT_MS);
     timer.unref();
-    const done = () => {
+    markReady = () => {
       clearTimeout(timer);
       resolve();
     };
-    worker.on('message', (m: LoggerMessage) => m.type === 'ready' && done());
-    worker.once('exit', done);
   });
   worker.on('error', (err) => process.stderr.write(`proxyd: the logger thread failed: ${err.stack ?? err}\n`));
   let latest: LogSummary = { topHosts: [], topClients: [], recent: [] };
   const queries = new Map<number, { resolve: (report: AnalyticsReport) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
   let lastQuery = 0;
   worker.on('message', (m: LoggerMessage) => {
+    if (m.type === 'ready') markReady();
     if (m.type === 'summary') latest = { topHosts: m.topHosts, topClients: m.topClients, recent: m.recent };
     if (m.type !== 'analytics') return;
     const query = queries.get(m.id);
@@ -84,6 +84,7 @@ export function startLoggerThread(shared: SharedState, options: ProxyOptions): L
   let exited = false;
   worker.once('exit', () => {
     exited = true;
+    markReady();
     for (const query of queries.values()) {
       clearTimeout(query.timer);
       query.reject(new Error('the logger thread has ended'));

@@ -57,10 +57,10 @@ export class IdleConnections {
 
   #yield(ctx: ServeContext): void {
     const now = performance.now();
+    const draining = ctx.shared.stats.get('draining') === 1;
     for (const [socket, since] of this.#idleSince) {
       if (since === BUSY || now - since < MIN_IDLE_MS) continue;
       this.#idleSince.delete(socket);
-      const draining = ctx.shared.stats.get('draining') === 1;
       if (!draining) ctx.shared.stats.add('idleYields'); // the counter is for waiting clients let in
       ctx.shared.log.write({ event: 'idle-yield', level: 'debug', idleMs: Math.round(now - since), waiting: ctx.shared.semaphore.waiting, draining });
       socket.destroy();
